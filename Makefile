@@ -1,0 +1,58 @@
+SHELL := /bin/bash
+# The two commands of the README, and the chores behind them.
+#   make reproduce   run the main job on the built-in phantom data
+#   make test        run every test
+# Both create .venv and install into it on first use; later runs reuse it.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+RUN    ?= runs/reproduce
+
+.PHONY: install test reproduce check-sync sync readme docs clean
+
+install: $(STAMP)
+
+$(STAMP): settings.ini setup.py constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "ich_nb needs Python 3.10 or newer; set PYTHON=python3.x")'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing ich_nb and its dependencies into $(VENV) (a few minutes, once)..."
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+test: $(STAMP) check-sync
+	$(BIN)/python -m pytest
+
+# nbdev's invariants: ich_nb/ is what nbdev_export makes of nbs/, and notebooks are clean.
+check-sync: $(STAMP)
+	@before=$$(find nbs ich_nb -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs sha1sum); \
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean; \
+	after=$$(find nbs ich_nb -type f \( -name '*.ipynb' -o -name '*.py' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs sha1sum); \
+	if [ "$$before" != "$$after" ]; then \
+	  echo "nbdev_export / nbdev_clean changed these files: ich_nb/ was out of step with nbs/ or a notebook was not clean."; \
+	  diff <(echo "$$before") <(echo "$$after") | sed -n 's/^> [0-9a-f]*  /  /p'; \
+	  echo "Review the changes (git diff), commit them, and run make test again."; exit 1; \
+	fi; echo "nbdev: ich_nb/ matches nbs/ and the notebooks are clean."
+
+reproduce: $(STAMP)
+	@echo "The paper's notebook series (nbs/paper/) is not built yet; running the notebooks that exist."
+	@mkdir -p $(RUN)/executed
+	@for nb in nbs/[0-9]*.ipynb; do \
+	  IN_TEST=1 $(BIN)/papermill --cwd nbs --log-level WARNING --no-progress-bar "$$nb" "$(RUN)/executed/$$(basename $$nb)" || exit 1; \
+	  echo "  ran $$nb -> $(RUN)/executed/$$(basename $$nb)"; \
+	done
+	@echo "Done: executed notebooks in $(RUN)/executed/."
+
+sync: $(STAMP)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+readme: $(STAMP)
+	tools/readme.sh
+
+docs: $(STAMP)
+	$(BIN)/python tools/docs.py
+
+clean:
+	rm -rf $(VENV) _docs _proc .pytest_cache ich_nb.egg-info

@@ -1,0 +1,44 @@
+"The repository's promises: the README's two commands, README in step with nbs/index.ipynb, the docs build, the CLI."
+import shutil, subprocess, sys
+from pathlib import Path
+
+import ich_nb
+from conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def test_readme_starts_with_the_two_commands():
+    head = (ROOT / 'README.md').read_text().splitlines()[:6]
+    assert head[0] == '# ich_nb'
+    assert any(l.startswith('make reproduce') for l in head) and any(l.startswith('make test') for l in head)
+    assert 'make test' in (ROOT / '.ci' / 'run').read_text()
+
+
+def test_readme_is_made_from_index(tmp_path):
+    subprocess.run([BIN / 'jupyter', 'nbconvert', '--to', 'markdown', ROOT / 'nbs' / 'index.ipynb',
+                    '--output-dir', tmp_path, '--output', 'README', '--log-level', 'WARN'], check=True)
+    assert (tmp_path / 'README.md').read_text() == (ROOT / 'README.md').read_text(), \
+        "README.md is out of step with nbs/index.ipynb: run `make readme`"
+    for png in (tmp_path / 'README_files').iterdir():
+        assert png.read_bytes() == (ROOT / 'README_files' / png.name).read_bytes()
+
+
+def test_docs_build_without_quarto(tmp_path):
+    "Every step of nbdev_docs before quarto's runs on the notebooks (quarto itself is not installable here)."
+    if shutil.which('quarto'):
+        import pytest; pytest.skip('quarto is installed: `make docs` builds the full site')
+    proc = ROOT / '_proc'
+    shutil.rmtree(proc, ignore_errors=True)
+    r = subprocess.run([sys.executable, 'tools/docs.py'], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    nbs = {p.name for p in (ROOT / 'nbs').glob('*.ipynb')}
+    assert nbs and nbs <= {p.name for p in proc.glob('*.ipynb')}
+    assert (proc / '_quarto.yml').exists() and (proc / 'sidebar.yml').exists()
+
+
+def test_cli_version_and_help():
+    r = subprocess.run([BIN / 'ich-nb', '--version'], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == f'ich_nb {ich_nb.__version__}'
+    r = subprocess.run([BIN / 'ich-nb', '--help'], capture_output=True, text=True, check=True)
+    assert r.stdout.startswith('usage: ich-nb') and 'Yeo et al.' in r.stdout
