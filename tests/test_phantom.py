@@ -1,0 +1,187 @@
+"The phantom measured against its specification (DESIGN.md): HU per tissue, where and what shape each bleed is, readers, prevalence, bytes."
+import filecmp
+import numpy as np
+import pandas as pd
+import pytest
+from skimage.measure import label, regionprops
+
+from ich_nb.dicom import read_series
+from ich_nb.labels import CLASSES, SUBTYPES, cq500_majority, read_cq500_reads, read_rsna_labels
+from ich_nb.phantom import (T, TISSUES, anatomy, bleed_mask, make_bleed, make_head, make_phantom, make_pose,
+                            make_scanner, make_study, render_series, simulate_readers)
+
+U = np.arange(-100, 100, 0.7)
+X, Y = [a.ravel() for a in np.meshgrid(U, U)]
+
+
+def plane(head, z):
+    return anatomy(head, X, Y, np.full_like(X, z))
+
+
+@pytest.fixture(scope='module')
+def scan():
+    "A rendered 5 mm series of a head with an IPH, and the tissue of each pixel's centre."
+    rng = np.random.default_rng(11)
+    head = make_head(rng) | dict(choroid=True, pineal=True)
+    b = make_bleed(rng, 'intraparenchymal')
+    b['centre'], b['radius'] = np.array([20., -5, 8]), 12.
+    sc = make_scanner(rng, 'A') | dict(tilt=0., fov=230.)
+    pose = dict(R=np.eye(3), t=np.zeros(3))
+    r = render_series(head, [b], sc, pose, 5., 256, rng)
+    u = (np.arange(256) - 127.5) * 230 / 256
+    xx, yy = [a.ravel() for a in np.meshgrid(u, u)]
+    z = r['ipp'][:, 2]                                      # axial and untilted: each plane's z is its IPP's z
+    def tissue_at(zk):   # the tissue where all three sub-slices of the 5 mm slice agree, else -1 (partial volume)
+        t = [anatomy(head, xx, yy, np.full_like(xx, zk + o))['tissue'] for o in (-5 / 3, 0, 5 / 3)]
+        return np.where((t[0] == t[1]) & (t[1] == t[2]), t[1], -1).reshape(256, 256)
+    tissue = np.stack([tissue_at(zk) for zk in z])
+    holder = np.hypot(xx / (head['A'] + 12), yy / (head['B'] + 10)).reshape(256, 256) > 0.95
+    tissue[:, holder] = -1                                   # not anatomy: the head holder and beyond
+    return r, tissue
+
+
+def interior(mask, n=2):
+    "Pixels of `mask` whose n-neighbourhood (in-plane) is all in the mask: away from partial volume."
+    from scipy.ndimage import binary_erosion
+    return np.stack([binary_erosion(m, iterations=n) for m in mask])
+
+
+@pytest.mark.parametrize('tissue, lo, hi', [('air', -1010, -990), ('scalp', 30, 50), ('grey', 33, 47), ('white', 18, 32),
+                                            ('csf', 0, 15), ('calcification', 100, 300)])
+def test_mean_hu_per_tissue_on_the_scan(scan, tissue, lo, hi):
+    r, t = scan
+    m = interior(t == T[tissue], 1 if tissue in ('csf', 'calcification') else 2) & ~np.isnan(r['hu'])
+    assert m.sum() > 3
+    assert lo <= r['hu'][m].mean() <= hi, r['hu'][m].mean()
+
+
+def test_skull_and_blood_hu(scan):
+    r, t = scan
+    skull = interior(np.isin(t, [T['outer_table'], T['diploe'], T['inner_table']]), 1)
+    assert 700 <= np.nanmean(r['hu'][skull]) <= 2000
+    blood = interior(r['masks'][:, SUBTYPES.index('intraparenchymal')], 2)
+    assert blood.sum() > 50 and 50 <= r['hu'][blood].mean() <= 90
+
+
+def bleeds_in(subtype, n=25):
+    "n random heads with one bleed of `subtype`, each on the axial plane through the bleed."
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        head, b = make_head(rng), make_bleed(rng, subtype)
+        z = b['z'] if 'z' in b else b['centre'][2] if 'centre' in b else 14.
+        a = plane(head, z)
+        yield b, a, bleed_mask(b, X, Y, np.full_like(X, z), a)
+
+
+def test_edh_and_sdh_touch_the_inner_table():
+    for st in ('epidural', 'subdural'):
+        for b, a, (m, _) in bleeds_in(st):
+            assert m.any() and a['cavity'][m].all() and a['depth'][m].min() < 0.7, st
+
+
+def test_sdh_does_not_cross_the_falx():
+    for b, a, (m, _) in bleeds_in('subdural'):
+        assert (np.sign(X[m]) == b['side']).all()
+
+
+def test_ivh_inside_a_ventricle_iph_in_parenchyma_sah_in_csf_spaces():
+    for b, a, (m, _) in bleeds_in('intraventricular'):
+        assert a['ventricle'][m].all()
+    for b, a, (m, rim) in bleeds_in('intraparenchymal'):
+        assert m.any() and a['cavity'][m].all() and not (a['ventricle'] | a['subarachnoid'])[m].any()
+        assert not (rim & m).any() and rim.any()
+    for b, a, (m, _) in bleeds_in('subarachnoid'):
+        assert a['subarachnoid'][m].all()
+
+
+def shape(m, a):
+    "Solidity (area / convex hull area) of the largest region, and its thickness over its length along the skull."
+    r = max(regionprops(label(m.reshape(len(U), len(U)))), key=lambda r: r.area)
+    th = np.unwrap(np.sort(np.arctan2(Y[m], X[m])))
+    return r.solidity, a['depth'][m].max() / (65 * (th.max() - th.min()))
+
+
+def test_edh_is_a_lens_and_sdh_a_crescent():
+    edh = np.array([shape(m, a) for _, a, (m, _) in bleeds_in('epidural') if m.sum() > 30])
+    sdh = np.array([shape(m, a) for _, a, (m, _) in bleeds_in('subdural') if m.sum() > 30])
+    assert len(edh) > 15 and len(sdh) > 15
+    # a lens is convex and thick for its length; a crescent is concave and thin
+    assert np.median(edh[:, 0]) > 0.9 and np.median(sdh[:, 0]) < 0.6
+    assert edh[:, 0].min() > np.median(sdh[:, 0])
+    assert np.median(edh[:, 1]) > 0.15 and np.median(sdh[:, 1]) < 0.1
+
+
+def test_reader_error_rate_and_disagreement():
+    rng = np.random.default_rng(0)
+    p, n = 0.08, 3000
+    truths = [dict(zip(SUBTYPES, rng.integers(0, 2, 5))) for _ in range(n)]
+    reads = pd.DataFrame([simulate_readers(rng, t, [], 0., p) for t in truths])
+    codes = {'epidural': 'EDH', 'intraparenchymal': 'IPH', 'intraventricular': 'IVH', 'subarachnoid': 'SAH', 'subdural': 'SDH'}
+    calls = np.stack([[reads[f'R{r}:{codes[c]}'] for c in SUBTYPES] for r in (1, 2, 3)])     # reader, class, study
+    truth = np.array([[t[c] for c in SUBTYPES] for t in truths]).T
+    assert abs((calls != truth).mean() - p) < 0.01
+    disagree = (calls.min(0) != calls.max(0)).mean()
+    assert abs(disagree - (1 - (1 - p)**3 - p**3)) < 0.015
+
+
+def test_prevalence_and_edh_rarity():
+    studies = [make_study(0, 'A', i, i, prevalence=0.4) for i in range(600)]
+    pos = np.mean([len(s['bleeds']) > 0 for s in studies])
+    edh = np.mean([any(b['subtype'] == 'epidural' for b in s['bleeds']) for s in studies])
+    assert abs(pos - 0.4) < 0.05 and 0.005 < edh < 0.05
+    assert np.mean([len(s['bleeds']) > 0 for s in (make_study(0, 'A', i, i, prevalence=0.1) for i in range(300))]) < 0.16
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp('phantom')
+    studies = make_phantom(root / 'rsna', n_studies=24, layout='rsna', site='A', matrix=64, workers=2, progress=False)
+    return root, studies
+
+
+def test_rendered_bleeds_are_visible_and_prevalence(smoke):
+    root, studies = smoke
+    planned = studies.n_bleeds > 0
+    assert (studies['any'][planned] == 1).mean() >= 0.85      # nearly every planned bleed shows on some slice
+    assert (studies['any'][~planned] == 0).all()
+    assert 0.2 <= studies['any'].mean() <= 0.65
+    assert studies.patient_id.nunique() < len(studies)          # some patients have two studies
+
+
+def test_rsna_layout_reads_back(smoke):
+    root, studies = smoke
+    with pytest.warns(UserWarning, match='duplicated rows'):
+        labels = read_rsna_labels(root / 'rsna' / 'stage_2_train.csv')
+    files = sorted((root / 'rsna' / 'stage_2_train').glob('ID_*.dcm'))
+    assert len(labels) == len(files) and set(labels.index) == {f.stem for f in files}
+    assert (labels['any'] == labels[SUBTYPES].max(axis=1)).all()
+
+
+def test_same_seed_same_bytes(smoke, tmp_path):
+    root, _ = smoke
+    make_phantom(tmp_path / 'again', n_studies=24, layout='rsna', site='A', matrix=64, workers=1, progress=False)
+    files = sorted(p.relative_to(root / 'rsna') for p in (root / 'rsna').rglob('*') if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / 'again') for p in (tmp_path / 'again').rglob('*') if p.is_file())
+    match, mismatch, errors = filecmp.cmpfiles(root / 'rsna', tmp_path / 'again', files, shallow=False)
+    assert mismatch == [] and errors == []
+    make_phantom(tmp_path / 'other', n_studies=2, layout='rsna', site='A', matrix=64, seed=1, workers=1, progress=False)
+    assert (tmp_path / 'other' / 'stage_2_train.csv').read_bytes() != (root / 'rsna' / 'stage_2_train.csv').read_bytes()
+
+
+def test_cq500_layout(tmp_path):
+    studies = make_phantom(tmp_path, n_studies=4, layout='cq500', site='B', matrix=64, workers=2, progress=False, reader_error=0.0)
+    maj = cq500_majority(read_cq500_reads(tmp_path / 'reads.csv'))
+    assert (maj[list(CLASSES)].to_numpy() == studies.set_index('name').loc[maj.index, list(CLASSES)].to_numpy()).all()
+    for name in studies.name:
+        n = name.split('-')[-1]
+        series = sorted((tmp_path / f'CQ500CT{n} CQ500CT{n}' / 'Unknown Study').iterdir())
+        assert {s.name for s in series} >= {'CT 5mm', 'CT PLAIN THIN'}
+        thick, thin = read_series(series[[s.name for s in series].index('CT 5mm')])[1], \
+            read_series(series[[s.name for s in series].index('CT PLAIN THIN')])[1]
+        assert len(thin) > 1.7 * len(thick)
+
+
+def test_refuses_a_folder_with_other_files(tmp_path):
+    (tmp_path / 'notes.txt').write_text('mine')
+    with pytest.raises(FileExistsError, match='not empty'):
+        make_phantom(tmp_path, n_studies=1, matrix=64, workers=1, progress=False)
