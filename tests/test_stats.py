@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ich_nb.stats import (auc_ci, class_metrics, clopper_pearson, delong_cov, delong_test, likelihood_ratios,
+from ich_nb.stats import (auc_ci, class_metrics, clopper_pearson, delong_cov, delong_test, delong_unpaired_test, likelihood_ratios,
                           mcnemar_test, mean_average_precision, operating_points, roc_points, threshold_metrics)
 from conftest import ROOT
 
@@ -47,6 +47,10 @@ def test_proc_testsuite_quoted(ref):
         r = delong_test(Y, ASAH[a], ASAH[b])
         close([r.z, r.p], [v['Z'], v['p']])
         if 'ci95_diff' in v: close(r.ci, v['ci95_diff'])
+    for pair, v in q['roc_test_delong_unpaired_welch_like'].items():
+        a, b = pair.split('_vs_')
+        d, _, p = delong_unpaired_test(Y, ASAH[a], Y, ASAH[b])
+        close([d, p], [v['D'], v['p']])
     one = q['roc_test_delong_paired_one_sided_wfns_vs_s100b']
     close([delong_test(Y, ASAH.wfns, ASAH.s100b, 'greater').p, delong_test(Y, ASAH.wfns, ASAH.s100b, 'less').p],
           [one['p_greater'], one['p_less']])
@@ -64,6 +68,8 @@ def test_proc_delong_asah(ref):
         close([r.auc_a, r.auc_b, r.z, r.p, *r.ci], [v['auc1'], v['auc2'], v['z'], v['p_two_sided'], *v['ci95_diff']])
         close([delong_test(Y, ASAH[a], ASAH[b], 'greater').p, delong_test(Y, ASAH[a], ASAH[b], 'less').p], [v['p_greater'], v['p_less']])
         close(delong_cov(Y, np.stack([ASAH[a], ASAH[b]]))[1][0, 1], v['cov12'])
+    u = d['unpaired_delong_wfns_vs_s100b']
+    close(delong_unpaired_test(Y, ASAH.wfns, Y, ASAH.s100b), [u['D'], u['df'], u['p_two_sided']])
 
 
 def test_proc_delong_small_edge_cases(ref):
