@@ -1,0 +1,97 @@
+"The CNN and RNN on a tiny phantom: they learn, checkpoints are safe to load, a killed run resumes to the same weights."
+import warnings
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from fastai.learner import Callback, CancelFitException
+
+from ich_nb.cnn import (EpochSeed, cnn_learner, ensemble, fit_resumable, last_checkpoint, predict_slices, slice_dls,
+                        study_predictions)
+from ich_nb.data import build_cache, index_rsna, split_patients
+from ich_nb.labels import CLASSES
+from ich_nb.phantom import make_phantom
+from ich_nb.rnn import SliceRNN, predict_rnn, rnn_learner, study_dls
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp('tiny')
+    make_phantom(root / 'data', n_studies=16, layout='rsna', site='A', matrix=64, prevalence=0.7, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        slices, studies = index_rsna(root / 'data', progress=False)
+        studies = split_patients(studies, seed=0)
+    slices = slices.merge(studies[['study_id', 'split']], on='study_id')
+    build_cache(slices, root / 'cache', 48, progress=False)
+    return root, slices
+
+
+def test_cnn_overfits_a_few_studies_and_predicts(tiny):
+    root, slices = tiny
+    torch.manual_seed(0)
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'slc', bs=16, augment=False), 'resnet10t')
+    learn.fit(6, 2e-3, cbs=[EpochSeed(0)])
+    first, last = float(learn.recorder.losses[0]), float(np.mean([float(l) for l in learn.recorder.losses[-5:]]))
+    assert last < 0.4 * first, (first, last)
+    probs, emb = predict_slices(learn, slices, root / 'cache', 'slc')
+    assert probs.shape == (len(slices), 6) and emb.shape == (len(slices), 512)
+    assert ((probs >= 0) & (probs <= 1)).all()
+    sp = study_predictions(slices, probs, 'CNNslc')
+    assert len(sp) == slices.study_id.nunique() and set(sp.columns) >= {'model', 'split', *CLASSES, *[f'p_{c}' for c in CLASSES]}
+    assert np.allclose(ensemble(probs, 1 - probs), 0.5)
+
+
+class StopAt(Callback):
+    "Interrupt training at a given epoch and batch, as a kill would."
+    def __init__(self, epoch, batch): self.at = (epoch, batch)
+    def after_batch(self):
+        if (self.epoch, self.iter) == self.at: raise KeyboardInterrupt
+
+
+def train(root, slices, folder, stop=None):
+    torch.manual_seed(0)
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16), 'resnet10t')
+    fit_resumable(learn, 3, 1e-3, folder, 'cnn', seed=7, cbs=[StopAt(*stop)] if stop else [])
+    return learn
+
+
+def test_resume_after_an_interrupted_epoch_gives_the_same_weights(tiny, tmp_path):
+    root, slices = tiny
+    whole = train(root, slices, tmp_path / 'whole')
+    with pytest.raises(KeyboardInterrupt):
+        train(root, slices, tmp_path / 'cut', stop=(1, 3))                  # killed inside epoch 1
+    assert last_checkpoint(tmp_path / 'cut', 'cnn')[1] == 0
+    resumed = train(root, slices, tmp_path / 'cut')                          # a new process would start like this
+    for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), k
+    state = torch.load(last_checkpoint(tmp_path / 'cut', 'cnn')[0], weights_only=True)
+    assert state['epoch'] == 2 and set(state) == {'model', 'opt', 'epoch'}
+
+
+def test_rnn_learns_on_cnn_embeddings_and_padding_is_harmless(tiny):
+    root, slices = tiny
+    torch.manual_seed(0)
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16, augment=False), 'resnet10t')
+    learn.fit(2, 2e-3)
+    _, emb = predict_slices(learn, slices, root / 'cache', 'wdw')
+    torch.manual_seed(0)
+    rnn = rnn_learner(study_dls(slices, emb, bs=4), n_emb=emb.shape[1], hidden=32)
+    rnn.fit(15, 2e-3)
+    first, last = float(rnn.recorder.losses[0]), float(np.mean([float(l) for l in rnn.recorder.losses[-3:]]))
+    assert last < 0.5 * first, (first, last)
+    p = predict_rnn(rnn, slices, emb)
+    alone = predict_rnn(rnn, slices, emb, bs=1)                              # no padding at all
+    assert p.shape == (len(slices), 6) and np.allclose(p, alone, atol=1e-5)
+
+
+def test_paper_size_head():
+    head = SliceRNN(n_emb=2048, hidden=2048)
+    H = F = 2048
+    lstm = lambda i: 2 * (4 * H * (i + H) + 8 * H)
+    assert sum(p.numel() for p in head.parameters()) == lstm(3 * F) + lstm(2 * H) + 2 * (4 * H * H + 2 * H) + 2 * H * 6 + 6
+    assert head.lstm1.input_size == 3 * 2048 and head.lstm2.input_size == 4096 and head.skip is None
+    small = SliceRNN(n_emb=512, hidden=64)
+    assert small.skip.in_features == 512 and small.skip.out_features == 128
+    out = small(torch.randn(2, 7, 512), torch.tensor([7, 3]))
+    assert out.shape == (2, 7, 6)
