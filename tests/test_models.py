@@ -95,3 +95,16 @@ def test_paper_size_head():
     assert small.skip.in_features == 512 and small.skip.out_features == 128
     out = small(torch.randn(2, 7, 512), torch.tensor([7, 3]))
     assert out.shape == (2, 7, 6)
+
+
+def test_missing_pretrained_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
+    import time
+    from ich_nb.cnn import WeightsError, cnn_model
+    monkeypatch.setenv('HF_HOME', str(tmp_path / 'empty_cache'))         # nothing cached here
+    t = time.time()
+    with pytest.raises(WeightsError, match=r"not on this machine(.|\n)*timm.create_model\('resnet10t', pretrained=True\)"):
+        cnn_model('resnet10t', pretrained=True)
+    assert time.time() - t < 30                                           # no waiting on a network
+    weights = tmp_path / 'w.pth'
+    torch.save(cnn_model('resnet10t').state_dict(), weights)
+    assert cnn_model('resnet10t', pretrained=weights).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 6)
