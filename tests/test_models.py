@@ -100,7 +100,9 @@ def test_paper_size_head():
 def test_missing_pretrained_weights_fail_fast_with_instructions(tmp_path, monkeypatch):
     import time
     from ich_nb.cnn import WeightsError, cnn_model
-    monkeypatch.setenv('HF_HOME', str(tmp_path / 'empty_cache'))         # nothing cached here
+    import huggingface_hub.constants
+    monkeypatch.setattr(huggingface_hub.constants, 'HF_HUB_CACHE', str(tmp_path / 'empty_cache'))   # nothing cached here
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'empty_torch'))
     t = time.time()
     with pytest.raises(WeightsError, match=r"not on this machine(.|\n)*timm.create_model\('resnet10t', pretrained=True\)"):
         cnn_model('resnet10t', pretrained=True)
