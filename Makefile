@@ -1,14 +1,14 @@
-SHELL := /bin/bash
 # The two commands of the README, and the chores behind them.
 #   make reproduce   run the main job on the built-in phantom data
 #   make test        run every test
 # Both create .venv and install into it on first use; later runs reuse it.
 
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-RUN    ?= runs/reproduce
+RUN    ?= runs/smoke
 
 .PHONY: install test reproduce check-sync sync readme docs clean
 
@@ -35,14 +35,9 @@ check-sync: $(STAMP)
 	  echo "Review the changes (git diff), commit them, and run make test again."; exit 1; \
 	fi; echo "nbdev: ich_nb/ matches nbs/ and the notebooks are clean."
 
+# The paper's series on the built-in phantom (the smoke profile), into runs/smoke.
 reproduce: $(STAMP)
-	@echo "The paper's notebook series (nbs/paper/) is not built yet; running the notebooks that exist."
-	@mkdir -p $(RUN)/executed
-	@for nb in nbs/[0-9]*.ipynb; do \
-	  IN_TEST=1 $(BIN)/papermill --cwd nbs --log-level WARNING --no-progress-bar "$$nb" "$(RUN)/executed/$$(basename $$nb)" || exit 1; \
-	  echo "  ran $$nb -> $(RUN)/executed/$$(basename $$nb)"; \
-	done
-	@echo "Done: executed notebooks in $(RUN)/executed/."
+	$(BIN)/ich-nb reproduce --profile smoke --run-dir $(RUN)
 
 sync: $(STAMP)
 	$(BIN)/nbdev_export
