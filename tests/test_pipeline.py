@@ -56,3 +56,19 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert sorted(p.name for p in (run / 'executed').iterdir()) == [f'{s}.ipynb' for s in ['01_data', '02_cnns', '03_rnns', '04_evaluate', '05_explain']]
     for line in ['CNNens-RNN', 'Report:']: assert line in r.stdout
     assert all(len(v) == 64 for s in manifest.values() for k, v in s['produced'].items() if not k.startswith('models/'))
+
+    # triage with the trained run: a phantom test study gives what the run itself computed for it
+    study = next((run / 'data' / 'test').glob('CQ500CT*'))
+    dirs = [study, tmp_path / 'missing']
+    samples = Path(__file__).resolve().parents[2] / 'shared' / 'real_samples' / 'rsna_series_ID_fff502d5'
+    if samples.is_dir(): dirs.append(samples)                              # a real RSNA series (the model knows only phantoms)
+    r = subprocess.run([ICH_NB, 'predict', *dirs, '--run-dir', run, '--out', tmp_path / 'pred.csv'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = pd.read_csv(tmp_path / 'pred.csv')
+    assert len(out) == len(dirs) and out.error.fillna('').tolist()[1] == 'not a folder'
+    ours = out.iloc[0]
+    theirs = preds[(preds.model == 'CNNens-RNN') & (preds.study_id == ours.study_id)].iloc[0]
+    for c in CLASSES:
+        assert abs(ours[f'p_{c}'] - theirs[f'p_{c}']) < 1e-4
+        assert {ours[f'balanced_{c}'], ours[f'high_sensitivity_{c}']} <= {0, 1} or pd.isna(ours[f'balanced_{c}'])
+    if samples.is_dir(): assert out.n_slices.iloc[2] == 36 and 0 <= out.p_any.iloc[2] <= 1
