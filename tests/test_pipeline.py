@@ -1,6 +1,7 @@
 "The paper's series end to end on the smoke profile, killed in the middle of training and resumed; and bad parameters."
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -72,3 +73,13 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
         assert abs(ours[f'p_{c}'] - theirs[f'p_{c}']) < 1e-4
         assert {ours[f'balanced_{c}'], ours[f'high_sensitivity_{c}']} <= {0, 1} or pd.isna(ours[f'balanced_{c}'])
     if samples.is_dir(): assert out.n_slices.iloc[2] == 36 and 0 <= out.p_any.iloc[2] <= 1
+
+    # the heatmap explorer on the finished run
+    from ich_nb.widgets import HeatmapExplorer
+    h = HeatmapExplorer(run)
+    assert h.message.value == '' and len(h.study.options) == metrics['test_studies'] and 'R1 R2 R3' in h.calls.value
+    first = h.shown['overlay'].copy()
+    h.alpha.value = 0.9
+    assert not np.array_equal(first, h.shown['overlay'])
+    h.cls.value = 'subdural'
+    assert h.shown['overlay'].shape == first.shape
