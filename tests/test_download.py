@@ -63,6 +63,7 @@ def run(dest, *args, env=None, path=None):
 
 
 def test_cq500_downloads_unpacks_and_a_second_run_fetches_nothing(server, tmp_path):
+    tmp_path = tmp_path / 'a folder with spaces'                                # every path quoted
     r = run(tmp_path, '--only', 'cq500', env=dict(CQ500_BASE_URL=server.url))
     assert r.returncode == 0, r.stderr
     assert 'CQ500: 3 studies unpacked now, 0 already there' in r.stdout

@@ -1,11 +1,16 @@
-"The paper's series end to end on the smoke profile, killed in the middle of training and resumed; and bad parameters."
-import json, os, signal, subprocess, sys, time
+"The paper's series end to end on the smoke profile with bad files mixed in, killed in the middle of training and resumed, then run again to the same results; and bad parameters."
+import json, os, signal, subprocess, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from pydicom.encaps import encapsulate
 
+from ich_nb.data import index_cq500
+from ich_nb.dicom import read_dicom
 from ich_nb.labels import CLASSES
+from ich_nb.phantom import make_phantom
+from ich_nb.pipeline import load_profile
 from ich_nb.report import MODELS
 
 ICH_NB = Path(sys.executable).parent / 'ich-nb'
@@ -21,9 +26,38 @@ def test_a_bad_parameter_stops_before_any_work(tmp_path):
     assert r.returncode == 2 and 'data.data_dir is needed' in r.stderr
 
 
+def phantom_with_bad_files(run) -> dict:
+    "The smoke profile's phantom, made ahead of the run, with bad files mixed in; what each should do."
+    p = load_profile('smoke'); d = p['data']
+    common = dict(seed=p['seed'], matrix=d['matrix'], prevalence=d['prevalence'], reader_error=d['reader_error'], progress=False)
+    make_phantom(run / 'data' / 'train', n_studies=d['train_studies'], layout='rsna', site='A', **common)
+    make_phantom(run / 'data' / 'test', n_studies=d['test_studies'], layout='cq500', site='B', **common)
+    stray = run / 'data' / 'train' / 'stage_2_train' / 'ID_0000000000.dcm'
+    stray.write_text('a note someone saved beside the images')
+    cut = sorted((run / 'data' / 'train' / 'stage_2_train').glob('ID_*.dcm'))[20]
+    cut.write_bytes(cut.read_bytes()[:-3000])                                 # a download cut short
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        _, studies = index_cq500(run / 'data' / 'test', progress=False)
+    chosen = pd.read_csv(run / 'data' / 'test' / 'phantom_studies.csv').set_index('study_id').compressed.loc[studies.study_id]
+    series = studies.series_id[chosen.to_numpy()].iloc[0]                     # a JPEG 2000 series the test set uses
+    files = sorted((run / 'data' / 'test').rglob('*.dcm'))
+    broken = next(f for f in files if read_dicom(f, pixels=False).SeriesInstanceUID == series)
+    ds = read_dicom(broken)
+    ds.PixelData = encapsulate([b'\0not a JPEG 2000 stream' * 40])            # its stream broken
+    ds.save_as(broken, enforce_file_format=True)
+    short = next(f for f in files if read_dicom(f, pixels=False).SeriesInstanceUID != series
+                 and read_dicom(f, pixels=False).file_meta.TransferSyntaxUID.is_compressed)
+    short.write_bytes(short.read_bytes()[:-500])                              # a compressed file cut short
+    return dict(skipped_train={str(stray): 'not a DICOM file', str(cut): 'pixel data cut short'},
+                skipped_test={str(short): 'it is cut short'},
+                excluded=series, study=studies.study_id[studies.series_id == series].iloc[0])
+
+
 def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     run = tmp_path / 'smoke'
     env = {**os.environ, 'OMP_NUM_THREADS': '2'}
+    bad = phantom_with_bad_files(run)
     proc = subprocess.Popen([ICH_NB, 'reproduce', '--run-dir', run], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, start_new_session=True)
     deadline = time.time() + 600
@@ -44,6 +78,15 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert all(manifest[s]['status'] == 'done' for s in ['01_data', '02_cnns', '03_rnns', '04_evaluate', '05_explain'])
     changed = [n for n, t in kept.items() if (run / 'models' / n).stat().st_mtime_ns != t]
     assert not changed, f"checkpoints of finished epochs were written again: {changed}; kept {sorted(kept)}"
+
+    # the bad files were skipped and listed, the broken series' study left out, and the run went on
+    for part in ('train', 'test'):
+        skipped = pd.read_csv(run / 'tables' / f'skipped_{part}.csv').set_index('path').error
+        assert sorted(skipped.index) == sorted(bad[f'skipped_{part}'])
+        assert all(why in skipped[f] for f, why in bad[f'skipped_{part}'].items())
+    excluded = pd.read_csv(run / 'tables' / 'excluded_series.csv')
+    assert excluded.series_id.tolist() == [bad['excluded']] and 'pixel data cannot be decoded' in excluded.reason[0]
+    assert bad['study'] not in set(pd.read_csv(run / 'tables' / 'studies.csv').study_id)
 
     # the run folder holds what the paper reports
     preds = pd.read_csv(run / 'preds' / 'studies.csv')
@@ -83,3 +126,22 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert not np.array_equal(first, h.shown['overlay'])
     h.cls.value = 'subdural'
     assert h.shown['overlay'].shape == first.shape
+
+    # determinism: the same profile and seed, run without interruption, gives identical results
+    again = tmp_path / 'again'
+    phantom_with_bad_files(again)
+    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', again], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()
+    assert (again / 'preds' / 'studies.csv').read_bytes() == (run / 'preds' / 'studies.csv').read_bytes()
+
+    # a result changed after the run is not trusted: the step that wrote it, and the steps after, run again
+    table = run / 'preds' / 'studies.csv'
+    table.write_bytes(table.read_bytes()[:5000])                                # as a disk error or a hand edit leaves it
+    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert '[3/5] 03_rnns: done before, skipped' in r.stdout
+    assert '[4/5] 04_evaluate: preds/studies.csv changed or gone since it was made; running it again' in r.stdout
+    assert '[5/5] 05_explain ...' in r.stdout
+    assert table.read_bytes() == (again / 'preds' / 'studies.csv').read_bytes()
+    assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()

@@ -1,5 +1,5 @@
-"The repository's promises: the README's two commands, README in step with nbs/index.ipynb, the docs build, the CLI."
-import shutil, subprocess, sys
+"The repository's promises: the README's two commands, README in step with nbs/index.ipynb, the docs build, the CLI, no unsafe loading."
+import re, shutil, subprocess, sys
 from pathlib import Path
 
 import ich_nb
@@ -42,3 +42,13 @@ def test_cli_version_and_help():
     assert r.stdout.strip() == f'ich_nb {ich_nb.__version__}'
     r = subprocess.run([BIN / 'ich-nb', '--help'], capture_output=True, text=True, check=True)
     assert r.stdout.startswith('usage: ich-nb') and 'Yeo et al.' in r.stdout
+
+
+def test_nothing_a_user_hands_in_is_unpickled_or_evaluated():
+    "No pickle, no torch.load without weights_only=True, no allow_pickle=True, no eval of a string, in the package or the series."
+    sources = list((ROOT / 'ich_nb').glob('*.py')) + list((ROOT / 'nbs' / 'paper').glob('*.ipynb')) + list((ROOT / 'nbs' / 'workshop').glob('*.ipynb'))
+    assert len(sources) > 15
+    for f in sources:
+        text = f.read_text()
+        assert not re.search(r'\bpickle\b|allow_pickle=True|literal_eval|(?<![.\w])eval\(|\bexec\(', text), f
+        for call in re.findall(r'torch\.load\([^\n]*', text): assert 'weights_only=True' in call, (f, call)

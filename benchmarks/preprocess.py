@@ -1,0 +1,115 @@
+"""Header indexing, preprocessing into the cache, and loading training batches, each against its baseline.
+
+    .venv/bin/python benchmarks/preprocess.py [--studies 8] [--size 480]
+
+On a 512 px phantom in RSNA's layout (real DICOM, as RSNA's files: 512 x 512, 16-bit):
+- indexing: `scan_headers` (1 and 2 workers) against a plain loop of `pydicom.dcmread(stop_before_pixels=True)`;
+- the cache: `build_cache` (one read per slice, the images of all three pipelines, 1 and 2 workers)
+  against the authors' method (per pipeline and slice: read the DICOM - three files for slice
+  concatenation - window, resize to 480 px, write a JPEG) and against the bare pixel read (the limit);
+- peak memory of indexing and caching at two dataset sizes (it should not grow with the data);
+- training batches at 480 px from the cache (fastai DataLoaders, augmentation on the CPU here).
+Prints one line per figure.
+"""
+import argparse, os, platform, shutil, subprocess, sys, tempfile, textwrap, time, warnings
+from pathlib import Path
+
+import numpy as np
+import pydicom
+from PIL import Image
+
+from ich_nb.data import build_cache, index_rsna, scan_headers, split_patients
+from ich_nb.dicom import hounsfield, read_dicom
+from ich_nb.phantom import make_phantom
+from ich_nb.windowing import WINDOWS, window
+
+
+def rate(n, f):
+    t = time.perf_counter(); f(); return n / (time.perf_counter() - t)
+
+
+def authors_method(slices, out: Path, size: int):
+    "The authors' preprocessing, faithfully: each pipeline on its own, a JPEG per slice and pipeline."
+    out.mkdir()
+    for sid, g in slices.groupby('series_id'):
+        paths = g.sort_values('slice_idx').path.tolist()
+        for k, p in enumerate(paths):
+            ds = pydicom.dcmread(p)
+            raw = np.maximum(ds.pixel_array.astype(np.float32), 0)
+            img = (raw / max(raw.max(), 1) * 255).astype(np.uint8)
+            Image.fromarray(img).resize((size, size), Image.BILINEAR).save(out / f'{sid}_{k}_raw.jpg', quality=95)
+            hu = hounsfield(ds)
+            wdw = np.stack([window(hu, *WINDOWS[w]) for w in WINDOWS], -1)
+            Image.fromarray(wdw).resize((size, size), Image.BILINEAR).save(out / f'{sid}_{k}_wdw.jpg', quality=95)
+            nb = [hounsfield(read_dicom(paths[j])) for j in (max(k - 1, 0), min(k + 1, len(paths) - 1))]
+            slc = np.stack([window(nb[0], *WINDOWS['brain']), window(hu, *WINDOWS['brain']), window(nb[1], *WINDOWS['brain'])], -1)
+            Image.fromarray(slc).resize((size, size), Image.BILINEAR).save(out / f'{sid}_{k}_slc.jpg', quality=95)
+
+
+PEAK = textwrap.dedent('''
+    import resource, sys, warnings
+    warnings.simplefilter('ignore')
+    from ich_nb.data import build_cache, index_rsna
+    slices, _ = index_rsna(sys.argv[1], workers=2, progress=False)
+    build_cache(slices, sys.argv[2], int(sys.argv[3]), workers=2, progress=False)
+    me, kids = (resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    print(len(slices), me, kids)
+''')
+
+
+def main(studies, size):
+    warnings.simplefilter('ignore')
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; "
+          f"{studies} phantom studies at 512 px, images at {size} px")
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        root = tmp / 'rsna'
+        make_phantom(root, n_studies=studies, layout='rsna', site='A', matrix=512, workers=2, progress=False)
+        files = sorted((root / 'stage_2_train').glob('*.dcm'))
+        n = len(files)
+        print(f"{n} slices, {sum(f.stat().st_size for f in files) / n / 1e3:.0f} kB per file")
+
+        loop = rate(n, lambda: [pydicom.dcmread(f, stop_before_pixels=True) for f in files])
+        print(f"indexing  plain dcmread loop (header only), 1 process: {loop:8.0f} files/s")
+        for w in (1, 2):
+            r = rate(n, lambda: scan_headers(files, workers=w, progress=False))
+            print(f"indexing  scan_headers, {w} worker(s):                {r:8.0f} files/s  ({r / loop:.2f}x the loop)")
+
+        slices, st = index_rsna(root, workers=2, progress=False)
+        bare = rate(n, lambda: [pydicom.dcmread(f).pixel_array for f in files])
+        print(f"cache     bare pixel read (the limit), 1 core:      {bare:8.1f} slices/s")
+        base = rate(n, lambda: authors_method(slices, tmp / 'authors', size))
+        jpg = sum(f.stat().st_size for f in (tmp / 'authors').iterdir()) / n
+        print(f"cache     authors' method (3 pipelines, JPEG), 1 core: {base:6.1f} slices/s  {jpg:9.0f} bytes/slice")
+        for w in (1, 2):
+            r = rate(n, lambda: build_cache(slices, tmp / f'cache{w}', size, workers=w, progress=False))
+            nbytes = sum(f.stat().st_size for f in (tmp / f'cache{w}').iterdir()) / n
+            print(f"cache     build_cache npy, {w} worker(s):             {r:8.1f} slices/s  {nbytes:9.0f} bytes/slice  "
+                  f"({r / w / base:.1f}x the authors' per core; the bare read is {bare / (r / w):.2f}x faster per core)")
+
+        sp = split_patients(st, seed=0)
+        lab = slices.merge(sp[['study_id', 'split']], on='study_id')
+        from ich_nb.cnn import slice_dls
+        for nw in (0, 2):
+            dls = slice_dls(lab, tmp / 'cache1', 'slc', bs=32, num_workers=nw, device='cpu')
+            batches = len(dls.train)
+            r = rate(batches * 32, lambda: [None for _ in dls.train])
+            print(f"loading   slc batches of 32 at {size} px with augmentation, num_workers={nw}: {r:7.1f} images/s")
+
+        for k in (studies // 2, studies):
+            sub = tmp / f'peak{k}'
+            make_phantom(sub, n_studies=k, layout='rsna', site='A', matrix=512, workers=2, progress=False)
+            out = subprocess.run([sys.executable, '-c', PEAK, sub, tmp / f'peakcache{k}', str(size)],
+                                 capture_output=True, text=True, check=True).stdout.split()
+            print(f"memory    index + cache of {int(out[0]):4d} slices: peak RSS {int(out[1]) / 1024:6.0f} MB (main), "
+                  f"{int(out[2]) / 1024:6.0f} MB (largest worker)")
+    finally:
+        shutil.rmtree(tmp)
+
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--studies', type=int, default=8)
+    p.add_argument('--size', type=int, default=480)
+    a = p.parse_args()
+    main(a.studies, a.size)

@@ -1,0 +1,245 @@
+"""The bad-input corpus of tests/BAD_INPUTS.md, made here, and what happens to each case at each level:
+a single read, indexing (`scan_headers`, `index_rsna`, `index_cq500`), the image cache, and the labels."""
+import re, shutil, warnings
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+from pydicom.dataelem import DataElement
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEG2000Lossless, generate_uid
+
+from ich_nb.data import build_cache, index_cq500, index_rsna, scan_headers, slice_table
+from ich_nb.dicom import DicomError, MAX_HU, ct_dataset, hounsfield, read_dicom, read_series
+from ich_nb.labels import CQ500_COLUMNS, DatasetError, read_cq500_reads, read_rsna_labels
+from ich_nb.phantom import make_phantom
+from ich_nb.windowing import slice_concat
+
+HEAD = np.full((32, 32), 30.); HEAD[:2] = -1000.           # brain, and a strip of air
+
+
+def slice_ds(i=0, series=None, size=32, **kw):
+    "Slice `i` of a plain axial series, 5 mm apart."
+    return ct_dataset(np.resize(HEAD, (size, size)), position=(0., 0., 5. * i), instance=i + 1,
+                      series_uid=series, study_uid=kw.pop('study_uid', '1.2.3'), patient_id='P1', **kw)
+
+
+def save(ds, path):
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+# Each file case: how to make it from a good slice at `path`, what a single read says (a DicomError
+# matching the text, or None: it reads), and what indexing says (the skip reason, or None: indexed).
+def not_dicom(p): p.write_text('patient notes, not an image')
+def folder_named_like_a_file(p): p.mkdir()
+def truncated_header(p): save(slice_ds(), p); p.write_bytes(p.read_bytes()[:300])
+def truncated_pixels(p): save(slice_ds(), p); p.write_bytes(p.read_bytes()[:-500])
+def no_pixel_data(p): ds = slice_ds(); del ds.PixelData; save(ds, p)
+def not_ct(p): ds = slice_ds(); ds.Modality = 'MR'; save(ds, p)
+def no_rescale_tags(p): ds = slice_ds(signed=True, intercept=0., bits_stored=16); del ds.RescaleSlope, ds.RescaleIntercept; save(ds, p)
+def multi_valued_rescale(p): ds = slice_ds(); ds.RescaleIntercept = [-1024, 0]; save(ds, p)
+def word_for_rescale(p): ds = slice_ds(); ds['RescaleIntercept'] = DataElement(0x00281052, 'LO', 'minus 1024'); save(ds, p)
+def odd_window_tags(p): ds = slice_ds(); ds.WindowCenter = [40, 400]; ds['WindowWidth'] = DataElement(0x00281051, 'LO', 'wide'); save(ds, p)
+def unsupported_syntax(p): ds = slice_ds(); ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.4.100'; ds.PixelData = encapsulate([b'\0mpeg' * 40]); save(ds, p)
+def undecodable_stream(p): ds = slice_ds(); ds.file_meta.TransferSyntaxUID = JPEG2000Lossless; ds.PixelData = encapsulate([b'\0not j2k' * 40]); save(ds, p)
+def compressed_cut_short(p): ds = slice_ds(); ds.compress(JPEG2000Lossless, encoding_plugin='pylibjpeg'); save(ds, p); p.write_bytes(p.read_bytes()[:-100])
+def absurd_values(p): save(ct_dataset(np.array([[30., 30000.], [-3000., 40.]]), signed=True, intercept=0., bits_stored=16), p)
+def non_axial(p): save(slice_ds(orientation=(0., 1., 0., 0., 0., -1.)), p)                 # sagittal
+
+
+FILE_CASES = {  # case: (maker, single read, indexing)
+    'not DICOM':                   (not_dicom, 'is not a DICOM file', 'is not a DICOM file'),
+    'a folder named like a file':  (folder_named_like_a_file, 'is a folder', 'is a folder'),
+    'truncated in the header':     (truncated_header, 'holds no data elements: it is cut short', 'it is cut short'),
+    'truncated in the pixels':     (truncated_pixels, 'pixel data cannot be decoded', 'pixel data cut short'),
+    'no pixel data':               (no_pixel_data, 'has no pixel data', 'no pixel data'),
+    'not CT (MR)':                 (not_ct, 'is not a CT image (Modality MR)', 'not a CT image'),
+    'rescale tags missing':        (no_rescale_tags, None, None),
+    'rescale tag multi-valued':    (multi_valued_rescale, None, None),
+    'rescale tag not a number':    (word_for_rescale, "RescaleIntercept is 'minus 1024', not a number", "RescaleIntercept is 'minus 1024'"),
+    'window tags odd':             (odd_window_tags, None, None),
+    'unsupported transfer syntax': (unsupported_syntax, 'which pydicom cannot decode', 'which pydicom cannot decode'),
+    'undecodable JPEG 2000':       (undecodable_stream, 'pixel data cannot be decoded', None),
+    'JPEG 2000 cut short':         (compressed_cut_short, 'it is cut short', 'it is cut short'),
+    'absurd pixel values':         (absurd_values, None, None),
+    'not axial (sagittal)':        (non_axial, None, 'not an axial slice'),
+}
+
+
+@pytest.mark.parametrize('case', FILE_CASES)
+def test_file_case_read_and_indexed(case, tmp_path):
+    make, read_says, index_says = FILE_CASES[case]
+    path = tmp_path / 'x.dcm'
+    make(path)
+    if read_says:
+        with pytest.raises(DicomError, match=re.escape(read_says)) as e:
+            hounsfield(read_dicom(path))
+        assert str(path) in str(e.value)                                    # the message names the file
+    else:
+        hu = hounsfield(read_dicom(path))
+        assert hu.dtype == np.float32 and -1024 <= hu.min() and hu.max() <= MAX_HU
+    row = scan_headers([path], workers=1, progress=False).iloc[0]
+    if index_says: assert index_says in row.error
+    else: assert pd.isna(row.error) and row.rows > 0
+
+
+def test_what_the_readable_cases_read_as(tmp_path):
+    good = hounsfield(read_dicom(save(slice_ds(), tmp_path / 'good.dcm')))
+    for make in (multi_valued_rescale, odd_window_tags, no_rescale_tags):     # first value; window tags unused; defaults 1, 0
+        make(tmp_path / f'{make.__name__}.dcm')
+        assert (hounsfield(read_dicom(tmp_path / f'{make.__name__}.dcm')) == good).all(), make.__name__
+    absurd_values(tmp_path / 'absurd.dcm')
+    assert hounsfield(read_dicom(tmp_path / 'absurd.dcm')).tolist() == [[30, MAX_HU], [-1024, 40]]
+
+
+def series(folder, n=5, skip=(), **kw) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    uid = generate_uid()
+    return [save(slice_ds(i, uid, **kw), folder / f'{i:03d}.dcm') for i in range(n) if i not in skip]
+
+
+def test_series_with_no_slices_and_with_one(tmp_path):
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(DicomError, match='empty: holds no DICOM files'):
+        read_series(tmp_path / 'empty')
+    series(tmp_path / 'one', n=1)
+    vol, df = read_series(tmp_path / 'one')
+    assert vol.shape == (1, 32, 32) and df.n_slices.tolist() == [1]
+    assert slice_concat(vol).shape == (1, 32, 32, 3)                      # its own neighbour at both ends
+    s = build_cache(slice_table(scan_headers(df.path, workers=1, progress=False)), tmp_path / 'cache', 16, workers=1, progress=False)
+    assert (s['written'], s['failed']) == (1, 0)
+
+
+def test_series_with_mixed_sizes(tmp_path):
+    files = series(tmp_path / 's', n=4)
+    odd = slice_ds(4, read_dicom(files[0]).SeriesInstanceUID, size=16)      # a small slice in the series, like a localizer
+    save(odd, tmp_path / 's' / '004.dcm')
+    with pytest.raises(DicomError, match=r"mixes image sizes \(000.dcm is 32x32; 004.dcm is 16x16\)|mixes image sizes \(004.dcm is 16x16; 000.dcm is 32x32\)"):
+        read_series(tmp_path / 's')
+    headers = scan_headers(sorted((tmp_path / 's').glob('*.dcm')), workers=1, progress=False)
+    assert headers.error.notna().tolist() == [False] * 4 + [True]
+    assert 'image size 16x16 differs from the rest of its series (32x32)' in headers.error.iloc[4]
+    assert len(slice_table(headers)) == 4
+
+
+def test_series_with_duplicated_and_missing_slices(tmp_path):
+    files = series(tmp_path / 's', n=6, skip={3})                            # slice 3 never arrived
+    shutil.copy(files[1], tmp_path / 's' / 'copy.dcm')                       # slice 1 twice
+    with pytest.warns(UserWarning) as w:
+        vol, df = read_series(tmp_path / 's')
+    said = ' '.join(str(x.message) for x in w)
+    assert 'dropped 1 slice(s) at the same position' in said and '1 gap(s) in the slice positions' in said and 'after z = 10.0 mm' in said
+    assert len(vol) == 5 and df.z.tolist() == [0, 5, 10, 20, 25]
+
+
+def rsna_with_bad_files(root):
+    "A phantom in RSNA's layout with one file of each file case mixed in, and a study of only bad files."
+    make_phantom(root, n_studies=4, layout='rsna', site='A', matrix=32, workers=1, progress=False, duplicates=0)
+    folder = root / 'stage_2_train'
+    victim = sorted(folder.glob('ID_*.dcm'))[0]                              # a phantom slice whose stream breaks
+    ds = read_dicom(victim)
+    ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+    ds.PixelData = encapsulate([b'\0not j2k' * 40])
+    save(ds, victim)
+    bad = {}
+    for case, (make, _, _) in FILE_CASES.items():
+        path = folder / f"ID_{re.sub(r'[^a-z]', '', case)}.dcm"
+        make(path)
+        bad[case] = path
+    return bad, victim
+
+
+def test_rsna_folder_with_bad_files_indexes_caches_and_reports(tmp_path):
+    bad, victim = rsna_with_bad_files(tmp_path / 'rsna')
+    with pytest.warns(UserWarning, match='unreadable'):
+        slices, studies = index_rsna(tmp_path / 'rsna', workers=1, progress=False, report=tmp_path / 'skipped.csv')
+    report = pd.read_csv(tmp_path / 'skipped.csv')
+    should_skip = {str(bad[c]) for c, (_, _, says) in FILE_CASES.items() if says}
+    unlabelled = {str(bad[c]) for c, (_, _, says) in FILE_CASES.items() if not says and c != 'undecodable JPEG 2000'}
+    assert set(report.path) == should_skip | unlabelled | {str(bad['undecodable JPEG 2000'])}
+    assert (report.set_index('path').loc[list(unlabelled), 'error'] == 'no labels in stage_2_train.csv').all()
+    assert not set(slices.path) & set(report.path) and len(studies) == 4
+    s = build_cache(slices, tmp_path / 'cache', 16, workers=1, progress=False)
+    sid = slices.series_id[slices.path == str(victim)].iloc[0]
+    assert s['failed'] == 1 and list(s['failures']) == [sid] and 'pixel data cannot be decoded' in s['failures'][sid]
+    assert s['written'] == 3                                                 # the other studies go on
+
+
+def test_a_study_with_no_usable_slices_is_left_out_and_said(tmp_path):
+    root = tmp_path / 'cq500'
+    make_phantom(root, n_studies=3, layout='cq500', site='B', matrix=32, workers=1, progress=False)
+    gone = sorted(root.glob('CQ500CT*'))[1]
+    for f in gone.rglob('*.dcm'): f.write_text('overwritten')
+    with pytest.warns(UserWarning, match=r'1 studies of reads.csv have no usable images and are left out, e.g. CQ500-CT-1'):
+        slices, studies = index_cq500(root, workers=1, progress=False, report=tmp_path / 'skipped.csv')
+    assert sorted(studies.name) == ['CQ500-CT-0', 'CQ500-CT-2']
+    assert len(pd.read_csv(tmp_path / 'skipped.csv')) == len(list(gone.rglob('*.dcm')))
+
+
+# Labels: every problem is a DatasetError that names the file and the row, or a warning with counts.
+RSNA_ROWS = [f'ID_{s}_{c},{v}' for s, v in (('a', 0), ('b', 1)) for c in
+             ('epidural', 'intraparenchymal', 'intraventricular', 'subarachnoid', 'subdural', 'any')]
+
+LABEL_CASES = {  # case: (csv lines after the header, header, the DatasetError's text or None)
+    'wrong header':          (RSNA_ROWS, 'Image,Value', "columns are ['Image', 'Value'], expected ['ID', 'Label']"),
+    'non-numeric label':     (RSNA_ROWS[:3] + ['ID_a_subarachnoid,yes'] + RSNA_ROWS[4:], 'ID,Label', 'line 5: ID_a_subarachnoid,yes'),
+    'unknown class':         (RSNA_ROWS + ['ID_a_chronic,0'], 'ID,Label', 'line 14: ID_a_chronic,0'),
+    'missing rows':          (RSNA_ROWS[:-1], 'ID,Label', 'images lack some of the six classes, e.g. ID_b'),
+    'duplicated rows':       (RSNA_ROWS + RSNA_ROWS[:2], 'ID,Label', None),
+    'duplicates that disagree': (RSNA_ROWS + ['ID_b_subdural,0'], 'ID,Label', 'images have rows that disagree, e.g. ID_b'),
+}
+
+
+@pytest.mark.parametrize('case', LABEL_CASES)
+def test_rsna_label_case(case, tmp_path):
+    rows, header, says = LABEL_CASES[case]
+    path = tmp_path / 'stage_2_train.csv'
+    path.write_text('\n'.join([header] + rows) + '\n')
+    if says:
+        with pytest.raises(DatasetError, match=re.escape(says)) as e: read_rsna_labels(path)
+        assert str(path) in str(e.value)
+    else:
+        with pytest.warns(UserWarning, match='dropped 2 duplicated rows'):
+            assert read_rsna_labels(path).to_dict('index')['ID_b']['any'] == 1
+
+
+def test_labels_and_images_that_do_not_match(tmp_path):
+    root = tmp_path / 'rsna'
+    make_phantom(root, n_studies=3, layout='rsna', site='A', matrix=32, workers=1, progress=False, duplicates=0)
+    csv = pd.read_csv(root / 'stage_2_train.csv')
+    first = csv.ID.str.rsplit('_', n=1).str[0].iloc[0]
+    extra = pd.DataFrame({'ID': [f'ID_notondisk_{c}' for c in ('epidural', 'intraparenchymal', 'intraventricular', 'subarachnoid', 'subdural', 'any')], 'Label': 0})
+    pd.concat([csv[~csv.ID.str.startswith(first + '_')], extra]).to_csv(root / 'stage_2_train.csv', index=False)
+    with pytest.warns(UserWarning, match=r"'unlabelled': 1, 'labels_without_file': 1"):
+        slices, _ = index_rsna(root, workers=1, progress=False, report=tmp_path / 'skipped.csv')
+    assert first not in set(slices.sop_uid)
+    assert pd.read_csv(tmp_path / 'skipped.csv').error.tolist() == ['no labels in stage_2_train.csv']
+
+
+def test_reads_csv_problems(tmp_path):
+    reads = pd.DataFrame(0, index=range(2), columns=CQ500_COLUMNS).assign(name=['CQ500-CT-0', 'CQ500-CT-1'], Category='B1')
+    reads.drop(columns=[c for c in CQ500_COLUMNS if c.startswith('R3:')]).to_csv(tmp_path / 'two_readers.csv', index=False)
+    with pytest.raises(DatasetError, match=re.escape("two_readers.csv: lacks the columns ['R3:ICH', 'R3:IPH'")):
+        read_cq500_reads(tmp_path / 'two_readers.csv')
+    blank = reads.astype(object); blank.loc[1, 'R3:SAH'] = None
+    blank.to_csv(tmp_path / 'blank.csv', index=False)
+    with pytest.raises(DatasetError, match=re.escape('line 3 (CQ500-CT-1): R3:SAH is blank')):
+        read_cq500_reads(tmp_path / 'blank.csv')
+    pd.concat([reads, reads.iloc[:1]]).to_csv(tmp_path / 'twice.csv', index=False)
+    with pytest.raises(DatasetError, match='study CQ500-CT-0 has more than one row'):
+        read_cq500_reads(tmp_path / 'twice.csv')
+
+
+def test_the_table_lists_every_case():
+    "BAD_INPUTS.md, the table of cases and outcomes, names each case tested here and no other."
+    table = (Path(__file__).parent / 'BAD_INPUTS.md').read_text()
+    listed = set(re.findall(r'^\| ([^|]+?) +\|', table, re.M)) - {'Case', '---'}
+    listed = {c for c in listed if not set(c) <= set('-: ')}
+    assert listed == set(FILE_CASES) | set(LABEL_CASES) | SERIES_CASES | OTHER_CASES
+
+
+SERIES_CASES = {'no slices', 'one slice', 'mixed image sizes', 'duplicated slice', 'missing slice',
+                'a study with no usable slices'}
+OTHER_CASES = {'image without labels', 'labels without an image', 'reads.csv without a reader', 'reads.csv with a blank call',
+               'reads.csv with a study twice'}
