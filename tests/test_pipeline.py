@@ -73,6 +73,7 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run], capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert '[1/5] 01_data: done before, skipped' in r.stdout
+    assert 'without encryption' not in r.stdout + r.stderr                 # the kernels' messages are encrypted
     manifest = json.loads((run / 'manifest.json').read_text())
     assert manifest['01_data']['finished'] == data_done                  # no step done twice
     assert all(manifest[s]['status'] == 'done' for s in ['01_data', '02_cnns', '03_rnns', '04_evaluate', '05_explain'])
