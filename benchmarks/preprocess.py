@@ -1,14 +1,19 @@
 """Header indexing, preprocessing into the cache, and loading training batches, each against its baseline.
 
-    .venv/bin/python benchmarks/preprocess.py [--studies 8] [--size 480]
+    .venv/bin/python benchmarks/preprocess.py [--studies 8] [--size 480] [--cache-size 512]
 
 On a 512 px phantom in RSNA's layout (real DICOM, as RSNA's files: 512 x 512, 16-bit):
-- indexing: `scan_headers` (1 and 2 workers) against a plain loop of `pydicom.dcmread(stop_before_pixels=True)`;
+- indexing: `scan_headers` (1 and 2 workers) against a plain loop of `pydicom.dcmread(stop_before_pixels=True)`,
+  and against that loop reading the same tags (`header_row`);
 - the cache: `build_cache` (one read per slice, the images of all three pipelines, 1 and 2 workers)
-  against the authors' method (per pipeline and slice: read the DICOM - three files for slice
-  concatenation - window, resize to 480 px, write a JPEG) and against the bare pixel read (the limit);
+  at the scans' 512 px (the paper profile: the GPU resizes to 480) and at 480 px (resized here),
+  npy and png, against the authors' method (per pipeline and slice: read the DICOM - three files
+  for slice concatenation - window, resize to 480 px, write a JPEG) and against the bare pixel read
+  (the limit);
+- reading one slc input back from each format (npy, png, the authors' JPEG);
 - peak memory of indexing and caching at two dataset sizes (it should not grow with the data);
-- training batches at 480 px from the cache (fastai DataLoaders, augmentation on the CPU here).
+- training batches at 480 px from the 512 px cache (fastai DataLoaders; augmentation and resize on
+  the CPU here, on the GPU where there is one).
 Prints one line per figure.
 """
 import argparse, os, platform, shutil, subprocess, sys, tempfile, textwrap, time, warnings
@@ -19,7 +24,7 @@ import pydicom
 from PIL import Image
 
 from ich_nb.data import build_cache, index_rsna, scan_headers, split_patients
-from ich_nb.dicom import hounsfield, read_dicom
+from ich_nb.dicom import header_row, hounsfield, read_dicom
 from ich_nb.phantom import make_phantom
 from ich_nb.windowing import WINDOWS, window
 
@@ -57,7 +62,7 @@ PEAK = textwrap.dedent('''
 ''')
 
 
-def main(studies, size):
+def main(studies, size, cache_size):
     warnings.simplefilter('ignore')
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; "
           f"{studies} phantom studies at 512 px, images at {size} px")
@@ -71,9 +76,12 @@ def main(studies, size):
 
         loop = rate(n, lambda: [pydicom.dcmread(f, stop_before_pixels=True) for f in files])
         print(f"indexing  plain dcmread loop (header only), 1 process: {loop:8.0f} files/s")
+        tags = rate(n, lambda: [header_row(f, pydicom.dcmread(f, stop_before_pixels=True)) for f in files])
+        print(f"indexing  the loop reading the indexed tags, 1 process: {tags:7.0f} files/s")
         for w in (1, 2):
             r = rate(n, lambda: scan_headers(files, workers=w, progress=False))
-            print(f"indexing  scan_headers, {w} worker(s):                {r:8.0f} files/s  ({r / loop:.2f}x the loop)")
+            print(f"indexing  scan_headers, {w} worker(s):                {r:8.0f} files/s  ({r / loop:.2f}x the loop, "
+                  f"{r / tags:.2f}x the loop reading the tags)")
 
         slices, st = index_rsna(root, workers=2, progress=False)
         bare = rate(n, lambda: [pydicom.dcmread(f).pixel_array for f in files])
@@ -81,25 +89,37 @@ def main(studies, size):
         base = rate(n, lambda: authors_method(slices, tmp / 'authors', size))
         jpg = sum(f.stat().st_size for f in (tmp / 'authors').iterdir()) / n
         print(f"cache     authors' method (3 pipelines, JPEG), 1 core: {base:6.1f} slices/s  {jpg:9.0f} bytes/slice")
-        for w in (1, 2):
-            r = rate(n, lambda: build_cache(slices, tmp / f'cache{w}', size, workers=w, progress=False))
-            nbytes = sum(f.stat().st_size for f in (tmp / f'cache{w}').iterdir()) / n
-            print(f"cache     build_cache npy, {w} worker(s):             {r:8.1f} slices/s  {nbytes:9.0f} bytes/slice  "
+        for px, fmt, w in [(cache_size, 'npy', 1), (cache_size, 'npy', 2), (cache_size, 'png', 1), (size, 'npy', 1), (size, 'npy', 2)]:
+            c = tmp / f'cache_{px}_{fmt}_{w}'
+            r = rate(n, lambda: build_cache(slices, c, px, fmt, workers=w, progress=False))
+            nbytes = sum(f.stat().st_size for f in c.rglob('*') if f.is_file()) / n
+            print(f"cache     build_cache {fmt} at {px} px, {w} worker(s): {r:8.1f} slices/s  {nbytes:9.0f} bytes/slice  "
                   f"({r / w / base:.1f}x the authors' per core; the bare read is {bare / (r / w):.2f}x faster per core)")
+
+        from ich_nb.data import cached_images
+        picks = slices.sample(min(n, 200), random_state=0)
+        for fmt in ('npy', 'png'):
+            c = tmp / f'cache_{cache_size}_{fmt}_1'
+            r = rate(len(picks), lambda: [cached_images(c, x.series_id, x.slice_idx, x.n_slices, 'slc', fmt) for x in picks.itertuples()])
+            print(f"reading   one slc input from the {fmt} cache at {cache_size} px:  {r:8.0f} images/s")
+        jpgs = [tmp / 'authors' / f'{x.series_id}_{x.slice_idx}_slc.jpg' for x in picks.itertuples()]
+        r = rate(len(jpgs), lambda: [np.asarray(Image.open(f)) for f in jpgs])
+        print(f"reading   one slc input from the authors' JPEG at {size} px: {r:8.0f} images/s")
 
         sp = split_patients(st, seed=0)
         lab = slices.merge(sp[['study_id', 'split']], on='study_id')
         from ich_nb.cnn import slice_dls
         for nw in (0, 2):
-            dls = slice_dls(lab, tmp / 'cache1', 'slc', bs=32, num_workers=nw, device='cpu')
+            dls = slice_dls(lab, tmp / f'cache_{cache_size}_npy_1', 'slc', bs=32, num_workers=nw, device='cpu', size=size)
             batches = len(dls.train)
             r = rate(batches * 32, lambda: [None for _ in dls.train])
-            print(f"loading   slc batches of 32 at {size} px with augmentation, num_workers={nw}: {r:7.1f} images/s")
+            print(f"loading   slc batches of 32 at {size} px from {cache_size} px, augmented and resized on the CPU, "
+                  f"num_workers={nw}: {r:7.1f} images/s")
 
         for k in (studies // 2, studies):
             sub = tmp / f'peak{k}'
             make_phantom(sub, n_studies=k, layout='rsna', site='A', matrix=512, workers=2, progress=False)
-            out = subprocess.run([sys.executable, '-c', PEAK, sub, tmp / f'peakcache{k}', str(size)],
+            out = subprocess.run([sys.executable, '-c', PEAK, sub, tmp / f'peakcache{k}', str(cache_size)],
                                  capture_output=True, text=True, check=True).stdout.split()
             print(f"memory    index + cache of {int(out[0]):4d} slices: peak RSS {int(out[1]) / 1024:6.0f} MB (main), "
                   f"{int(out[2]) / 1024:6.0f} MB (largest worker)")
@@ -110,6 +130,7 @@ def main(studies, size):
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--studies', type=int, default=8)
-    p.add_argument('--size', type=int, default=480)
+    p.add_argument('--size', type=int, default=480, help="the CNNs' size")
+    p.add_argument('--cache-size', type=int, default=512, help="the cache's size (the paper profile: the scans' 512 px)")
     a = p.parse_args()
-    main(a.studies, a.size)
+    main(a.studies, a.size, a.cache_size)

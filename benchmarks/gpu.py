@@ -1,0 +1,244 @@
+"""The paper's models on a GPU: CNN training and inference at 480 px in four settings, the loader
+that feeds it, the package's own training loop, the RNN head, and DICOM-to-probabilities inference.
+
+    PYTHONPATH=. python3 benchmarks/gpu.py [--out DIR] [--budget 330]      (a CUDA GPU; about 5 minutes)
+    PYTHONPATH=. python3 benchmarks/gpu.py --dry-run                        (tiny sizes on the CPU: checks the script)
+
+1. ResNeXt-101 32x8d at 480 px (random weights; the numbers do not depend on them): training
+   images/s (Adam, the package's weighted BCE) and inference slices/s for fp32 eager, bf16 autocast,
+   bf16 + channels-last, and bf16 + channels-last + torch.compile (inference, then training while
+   the budget lasts). fp32 convolutions use PyTorch's default (TF32 in cuDNN).
+2. The loader: a 512 px phantom cached at 512 px (`build_cache`, all cores), fastai DataLoaders at
+   480 px with the augmentation and the resize on the GPU, with 0 and several worker processes,
+   against what training consumes.
+3. The package's training loop (`cnn_learner` + `fit_resumable`: bf16, channels-last) on that cache.
+4. The RNN head (CNNens-RNN: 2 x 2048 features, hidden 2048) on 40-slice studies.
+5. `predict_studies` end to end on phantom studies (DICOM files in, CNNens-RNN probabilities out).
+Prints a table at the end and writes gpu.json into --out. The paper: 0.0205 s per slice at inference
+(49 slices/s), about 50 h per model on four P100s.
+"""
+import argparse, json, os, platform, shutil, sys, tempfile, time, warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ich_nb.cnn import WeightedBCE, cnn_model
+
+T0 = time.perf_counter()
+RESULTS = {}
+
+
+def left(budget): return budget - (time.perf_counter() - T0)
+
+
+def sync(dev):
+    if dev.type == 'cuda': torch.cuda.synchronize()
+
+
+def timed(f, n, dev, warm=3):
+    "Median-free but honest: `warm` untimed calls, then `n` timed calls back to back; seconds per call."
+    for _ in range(warm): f()
+    sync(dev); t = time.perf_counter()
+    for _ in range(n): f()
+    sync(dev); return (time.perf_counter() - t) / n
+
+
+def cnn_rates(arch, size, batch, ibatch, variant, steps, dev, train=True, infer=True):
+    "Training images/s and inference slices/s of `arch` in `variant` ('fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile')."
+    torch.manual_seed(0)
+    model = cnn_model(arch).to(dev)
+    fmt = torch.channels_last if '-cl' in variant else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    bf16 = variant.startswith('bf16') and dev.type == 'cuda'
+    net = torch.compile(model) if variant.endswith('compile') else model
+    ac = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16)
+    out = {}
+    if train:
+        x = torch.randn(batch, 3, size, size, device=dev).to(memory_format=fmt)
+        y = (torch.rand(batch, 6, device=dev) > 0.8).float()
+        opt, loss_f = torch.optim.Adam(model.parameters(), lr=5e-5, eps=1e-8), WeightedBCE().to(dev)
+        model.train()
+        def step():
+            with ac(): loss = loss_f(net(x), y)
+            opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+        out['train'] = batch / timed(step, steps, dev)
+        del x, y, opt
+    if infer:
+        model.eval()
+        x = torch.randn(ibatch, 3, size, size, device=dev).to(memory_format=fmt)
+        def fwd():
+            with torch.no_grad(), ac(): net(x)
+        out['infer'] = ibatch / timed(fwd, steps, dev)
+        del x
+    del model, net
+    if dev.type == 'cuda': torch.cuda.empty_cache()
+    return out
+
+
+def phantom_cache(tmp, studies, matrix, workers):
+    "A phantom in RSNA's layout, indexed, split and cached at its own matrix; seconds for each part."
+    from ich_nb.data import build_cache, index_rsna, split_patients
+    from ich_nb.phantom import make_phantom
+    t = time.perf_counter()
+    make_phantom(tmp / 'rsna', n_studies=studies, layout='rsna', site='A', matrix=matrix, workers=workers, progress=False)
+    t_make = time.perf_counter() - t
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        t = time.perf_counter(); slices, st = index_rsna(tmp / 'rsna', workers=workers, progress=False); t_index = time.perf_counter() - t
+    st = split_patients(st, valid_pct=0.2, seed=0)
+    slices = slices.merge(st[['study_id', 'split']], on='study_id')
+    t = time.perf_counter(); build_cache(slices, tmp / 'cache', matrix, workers=workers, progress=False); t_cache = time.perf_counter() - t
+    return slices, dict(slices=len(slices), make_s=t_make, index_files_per_s=len(slices) / t_index,
+                        cache_slices_per_s=len(slices) / t_cache, workers=workers)
+
+
+def loader_rate(slices, cache, size, bs, workers, dev, batches):
+    "Images/s of fastai training batches at `size` px (augmentation and resize on `dev`), cycling the training set."
+    from ich_nb.cnn import slice_dls
+    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    n, it = 0, iter(dls.train)
+    next(it)                                            # worker start-up and the first batch stay out
+    sync(dev); t = time.perf_counter()
+    while n < batches * bs:
+        try: xb, _ = next(it)
+        except StopIteration: it = iter(dls.train); continue
+        n += len(xb)
+    sync(dev)
+    return n / (time.perf_counter() - t)
+
+
+def fit_rate(slices, cache, arch, size, bs, workers, dev):
+    "Images/s of the package's own training loop over the cache (second epoch; the first warms up)."
+    from ich_nb.cnn import cnn_learner, slice_dls
+    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    learn = cnn_learner(dls, arch)
+    learn.model.to(dev)
+    with learn.no_logging(), learn.no_bar():
+        learn.fit(1, 5e-5)
+        sync(dev); t = time.perf_counter(); learn.fit(1, 5e-5); sync(dev)
+    return len(dls.train) * bs / (time.perf_counter() - t)
+
+
+def rnn_rates(n_emb, hidden, studies, n_slices, dev, steps):
+    "Studies/s of the RNN head, training and inference, on `studies` x `n_slices` embeddings."
+    from ich_nb.rnn import SliceRNN
+    head = SliceRNN(n_emb, hidden).to(dev)
+    e = torch.randn(studies, n_slices, n_emb, device=dev)
+    lengths = torch.full((studies,), n_slices)
+    y = (torch.rand(studies, n_slices, 6, device=dev) > 0.8).float()
+    opt, loss_f = torch.optim.Adam(head.parameters(), lr=1e-5), WeightedBCE().to(dev)
+    def step():
+        loss = loss_f(head(e, lengths), y); opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    def fwd():
+        with torch.no_grad(): head(e, lengths)
+    return dict(train=studies / timed(step, steps, dev), infer=studies / timed(fwd, steps, dev))
+
+
+def predict_rate(tmp, arch, size, matrix, hidden, studies, dev, workers):
+    "Seconds per study of `predict_studies` (CNNens-RNN, random weights) on phantom studies in CQ500's layout."
+    from ich_nb.cnn import cnn_model
+    from ich_nb.files import write_json
+    from ich_nb.labels import CLASSES
+    from ich_nb.phantom import make_phantom
+    from ich_nb.pipeline import load_profile, predict_studies, start_run
+    from ich_nb.rnn import SliceRNN
+    make_phantom(tmp / 'cq', n_studies=studies, layout='cq500', site='B', matrix=matrix, workers=workers, progress=False)
+    dirs = sorted({f.parent for f in (tmp / 'cq').rglob('*.dcm')})
+    study_dirs = sorted({d.parent if d.parent != tmp / 'cq' else d for d in dirs})
+    p = load_profile('smoke', [('cnn.arch', arch), ('image.size', str(size)), ('image.cache_size', str(matrix)),
+                               ('rnn.hidden', str(hidden))])
+    rd = start_run(tmp / 'run', p)
+    (rd / 'models').mkdir()
+    nets = {pl: cnn_model(arch) for pl in ('wdw', 'slc')}
+    for pl, m in nets.items(): torch.save(dict(model=m.state_dict()), rd / 'models' / f'cnn_{pl}_epoch0.pth')
+    head = SliceRNN(sum(m.num_features for m in nets.values()), hidden)
+    torch.save(dict(model=head.state_dict()), rd / 'models' / 'rnn_CNNens_RNN_epoch0.pth')
+    write_json({'CNNens-RNN': {c: {'youden': 0.5} for c in CLASSES}}, rd / 'thresholds.json')
+    predict_studies(rd, study_dirs[:1], device=dev)                     # warm-up: weights to the GPU, cuDNN plans
+    sync(dev); t = time.perf_counter()
+    res = predict_studies(rd, study_dirs, device=dev)
+    sync(dev); dt = time.perf_counter() - t
+    assert (res.error == '').all() and res.p_any.between(0, 1).all(), res
+    return dict(studies=len(res), slices=int(res.n_slices.sum()), s_per_study=dt / len(res), slices_per_s=res.n_slices.sum() / dt)
+
+
+def main(a):
+    dev = torch.device('cuda' if torch.cuda.is_available() and not a.dry_run else 'cpu')
+    if dev.type == 'cuda': torch.backends.cudnn.benchmark = True
+    elif not a.dry_run: sys.exit("this benchmark needs a CUDA GPU (or --dry-run)")
+    name = torch.cuda.get_device_name() if dev.type == 'cuda' else platform.processor() or 'CPU'
+    RESULTS['machine'] = dict(device=name, torch=torch.__version__, python=platform.python_version(), cores=os.cpu_count(),
+                              date=time.strftime('%Y-%m-%d'))
+    print(f"{name}, torch {torch.__version__}, {os.cpu_count()} cores; {a.arch} at {a.size} px, batch {a.batch} "
+          f"(inference {a.ibatch})", flush=True)
+    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
+    save = lambda: (out / 'gpu.json').write_text(json.dumps(RESULTS, indent=1, default=float))
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        cnn = RESULTS['cnn'] = {}
+        for v in ('fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile'):
+            if v.endswith('compile') and left(a.budget) < 150: cnn[v] = 'skipped (budget)'; continue
+            t = time.perf_counter()
+            for k in (1, 2):                                  # out of memory: once more at half the batch
+                try: cnn[v] = cnn_rates(a.arch, a.size, a.batch // k, a.ibatch // k, v, a.steps, dev, train=not v.endswith('compile')); break
+                except torch.OutOfMemoryError: cnn[v] = f'out of memory at batch {a.batch // k}'; torch.cuda.empty_cache()
+            if k == 2 and isinstance(cnn[v], dict): cnn[v]['batch'] = a.batch // 2
+            print(f"cnn {v:16s} {cnn[v]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
+
+        t = time.perf_counter()
+        slices, RESULTS['cache'] = phantom_cache(tmp, a.studies, a.matrix, a.workers)
+        print(f"cache {RESULTS['cache']}  ({time.perf_counter() - t:.0f} s)", flush=True)
+        load = RESULTS['loader'] = {}
+        for w in (0, a.workers // 2, a.workers):
+            load[w] = loader_rate(slices, tmp / 'cache', a.size, a.batch, w, dev, a.loader_batches)
+            print(f"loader {w:2d} workers: {load[w]:.0f} images/s", flush=True); save()
+
+        t = time.perf_counter()
+        RESULTS['fit'] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers, dev)
+        print(f"fit (cnn_learner, bf16 + channels-last, {a.workers} workers): {RESULTS['fit']:.0f} images/s "
+              f"({time.perf_counter() - t:.0f} s)", flush=True); save()
+
+        RESULTS['rnn'] = rnn_rates(2 * a.features, a.hidden, 4, 40, dev, a.steps)
+        print(f"rnn head {RESULTS['rnn']} studies/s", flush=True); save()
+
+        t = time.perf_counter()
+        RESULTS['predict'] = predict_rate(tmp, a.arch, a.size, a.matrix, a.hidden, a.predict_studies, dev, a.workers)
+        print(f"predict_studies {RESULTS['predict']}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
+
+        if left(a.budget) > 120:
+            t = time.perf_counter()
+            try: cnn['bf16-cl-compile'].update(cnn_rates(a.arch, a.size, a.batch, a.ibatch, 'bf16-cl-compile', a.steps, dev, infer=False))
+            except (torch.OutOfMemoryError, AttributeError) as e: print(f"compiled training: {type(e).__name__}")
+            print(f"cnn bf16-cl-compile (training too) {cnn['bf16-cl-compile']}  ({time.perf_counter() - t:.0f} s)", flush=True)
+            save()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        save()
+    print(f"\n{name}: {a.arch} at {a.size} px (the paper: 49 slices/s inference)")
+    for v, r in cnn.items():
+        if isinstance(r, dict):
+            print(f"  {v:16s} train {r.get('train', float('nan')):8.1f} images/s   inference {r.get('infer', float('nan')):8.1f} slices/s"
+                  f"  ({r.get('infer', float('nan')) / 49:.0f}x the paper)")
+        else: print(f"  {v:16s} {r}")
+    print(f"  loader (images/s by workers): {', '.join(f'{w}: {r:.0f}' for w, r in load.items())}")
+    print(f"  total {time.perf_counter() - T0:.0f} s")
+
+
+if __name__ == '__main__':
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--out', default='benchmarks/out')
+    p.add_argument('--budget', type=float, default=330, help='seconds; the optional compiled runs are skipped past it')
+    p.add_argument('--dry-run', action='store_true', help='tiny sizes on the CPU, to check the script')
+    p.add_argument('--arch', default='resnext101_32x8d'); p.add_argument('--features', type=int, default=2048)
+    p.add_argument('--size', type=int, default=480); p.add_argument('--matrix', type=int, default=512)
+    p.add_argument('--batch', type=int, default=32); p.add_argument('--ibatch', type=int, default=128)
+    p.add_argument('--steps', type=int, default=15); p.add_argument('--hidden', type=int, default=2048)
+    p.add_argument('--studies', type=int, default=24); p.add_argument('--predict-studies', type=int, default=6)
+    p.add_argument('--workers', type=int, default=min(16, os.cpu_count()))
+    p.add_argument('--loader-batches', type=int, default=40)
+    a = p.parse_args()
+    if a.dry_run:
+        a.arch, a.features, a.size, a.matrix, a.batch, a.ibatch, a.steps, a.hidden = 'resnet10t', 512, 48, 64, 8, 8, 2, 32
+        a.studies, a.predict_studies, a.workers, a.loader_batches, a.budget = 10, 2, 2, 4, 0
+    main(a)
