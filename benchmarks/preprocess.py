@@ -6,8 +6,8 @@ On a 512 px phantom in RSNA's layout (real DICOM, as RSNA's files: 512 x 512, 16
 - indexing: `scan_headers` (1 and 2 workers) against a plain loop of `pydicom.dcmread(stop_before_pixels=True)`,
   and against that loop reading the same tags (`header_row`);
 - the cache: `build_cache` (one read per slice, the images of all three pipelines, 1 and 2 workers)
-  at the scans' 512 px (the paper profile: the GPU resizes to 480) and at 480 px (resized here),
-  npy and png, against the authors' method (per pipeline and slice: read the DICOM - three files
+  at the scans' 512 px (the paper profile: HU kept, the GPU resizes to 480) and at 480 px (the
+  four 8-bit images, resized here), npy and png, against the authors' method (per pipeline and slice: read the DICOM - three files
   for slice concatenation - window, resize to 480 px, write a JPEG) and against the bare pixel read
   (the limit);
 - reading one slc input back from each format (npy, png, the authors' JPEG);
@@ -96,7 +96,15 @@ def main(studies, size, cache_size):
             print(f"cache     build_cache {fmt} at {px} px, {w} worker(s): {r:8.1f} slices/s  {nbytes:9.0f} bytes/slice  "
                   f"({r / w / base:.1f}x the authors' per core; the bare read is {bare / (r / w):.2f}x faster per core)")
 
-        from ich_nb.data import cached_images
+        from ich_nb.data import cached_images, series_entry
+        series = [g.sort_values('slice_idx').path.tolist() for _, g in slices.groupby('series_id')]
+        mem = rate(n, lambda: [series_entry(np.stack([hounsfield(read_dicom(p), p, dtype=np.int16) for p in ps]), cache_size) for ps in series])
+        print(f"cache     the same work at {cache_size} px in memory (no file written), 1 core: {mem:6.1f} slices/s  "
+              f"(the bare read is {bare / mem:.2f}x faster)")
+        blob = np.random.default_rng(0).integers(0, 255, (28, cache_size, cache_size, 4), np.uint8)
+        (tmp / 'disk').mkdir()
+        w = rate(16 * blob.nbytes / 1e6, lambda: [np.save(tmp / 'disk' / f'{i}.npy', blob) for i in range(16)])
+        print(f"disk      writing new files on this machine: {w:8.0f} MB/s (npy at {cache_size} px: {w * 1e6 / blob[0].nbytes:.0f} slices/s at most)")
         picks = slices.sample(min(n, 200), random_state=0)
         for fmt in ('npy', 'png'):
             c = tmp / f'cache_{cache_size}_{fmt}_1'
