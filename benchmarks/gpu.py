@@ -1,23 +1,26 @@
 """The paper's models on a GPU: CNN training and inference at 480 px in four settings, the loader
 that feeds it, the package's own training loop, the RNN head, and DICOM-to-probabilities inference.
 
-    PYTHONPATH=. python3 benchmarks/gpu.py [--out DIR] [--budget 330]      (a CUDA GPU; about 5 minutes)
+    PYTHONPATH=. python3 benchmarks/gpu.py [--out DIR] [--budget 330]      (a CUDA GPU; about 6 minutes)
     PYTHONPATH=. python3 benchmarks/gpu.py --dry-run                        (tiny sizes on the CPU: checks the script)
 
 1. ResNeXt-101 32x8d at 480 px (random weights; the numbers do not depend on them): training
    images/s (Adam, the package's weighted BCE) and inference slices/s for fp32 eager, bf16 autocast,
    bf16 + channels-last, and bf16 + channels-last + torch.compile (inference, then training while
    the budget lasts). fp32 convolutions use PyTorch's default (TF32 in cuDNN).
+   Then a profile of three bf16 + channels-last training steps: the costliest operators (kernels.txt).
 2. The loader: a 512 px phantom cached at 512 px (`build_cache`, all cores), fastai DataLoaders at
    480 px with the augmentation and the resize on the GPU, with 0 and several worker processes,
    against what training consumes.
-3. The package's training loop (`cnn_learner` + `fit_resumable`: bf16, channels-last) on that cache.
+3. The package's training loop (`cnn_learner` + `fit`: bf16, channels-last) on that cache, with
+   fastai's Adam (the package's) and with torch's fused Adam, to see what the optimiser costs.
 4. The RNN head (CNNens-RNN: 2 x 2048 features, hidden 2048) on 40-slice studies.
 5. `predict_studies` end to end on phantom studies (DICOM files in, CNNens-RNN probabilities out).
 Prints a table at the end and writes gpu.json into --out. The paper: 0.0205 s per slice at inference
 (49 slices/s), about 50 h per model on four P100s.
 """
 import argparse, json, os, platform, shutil, sys, tempfile, time, warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +40,7 @@ def sync(dev):
 
 
 def timed(f, n, dev, warm=3):
-    "Median-free but honest: `warm` untimed calls, then `n` timed calls back to back; seconds per call."
+    "Seconds per call of `f`: `warm` untimed calls, then the mean of `n` calls timed back to back."
     for _ in range(warm): f()
     sync(dev); t = time.perf_counter()
     for _ in range(n): f()
@@ -76,6 +79,27 @@ def cnn_rates(arch, size, batch, ibatch, variant, steps, dev, train=True, infer=
     return out
 
 
+def kernel_table(arch, size, batch, dev, out, steps=3):
+    "Where a bf16 + channels-last training step spends its time: the 15 costliest operators, into kernels.txt."
+    from torch.profiler import ProfilerActivity, profile
+    model = cnn_model(arch).to(dev).to(memory_format=torch.channels_last).train()
+    x = torch.randn(batch, 3, size, size, device=dev).to(memory_format=torch.channels_last)
+    y = (torch.rand(batch, 6, device=dev) > 0.8).float()
+    opt, loss_f = torch.optim.Adam(model.parameters(), lr=5e-5), WeightedBCE().to(dev)
+    def step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == 'cuda'): loss = loss_f(model(x), y)
+        opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
+    for _ in range(2): step()
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    with profile(activities=acts) as prof:
+        for _ in range(steps): step()
+        sync(dev)
+    key = 'self_cuda_time_total' if dev.type == 'cuda' else 'self_cpu_time_total'
+    table = prof.key_averages().table(sort_by=key, row_limit=15)
+    (out / 'kernels.txt').write_text(table)
+    return table
+
+
 def phantom_cache(tmp, studies, matrix, workers):
     "A phantom in RSNA's layout, indexed, split and cached at its own matrix; seconds for each part."
     from ich_nb.data import build_cache, index_rsna, split_patients
@@ -108,11 +132,15 @@ def loader_rate(slices, cache, size, bs, workers, dev, batches):
     return n / (time.perf_counter() - t)
 
 
-def fit_rate(slices, cache, arch, size, bs, workers, dev):
-    "Images/s of the package's own training loop over the cache (second epoch; the first warms up)."
+def fit_rate(slices, cache, arch, size, bs, workers, dev, fused=False):
+    "Images/s of the package's own training loop (the training studies four times over; second epoch, validation included)."
+    import pandas as pd
+    from fastai.optimizer import OptimWrapper
     from ich_nb.cnn import cnn_learner, slice_dls
-    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    longer = pd.concat([slices[slices.split == 'train']] * 4 + [slices[slices.split == 'valid']], ignore_index=True)
+    dls = slice_dls(longer, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
     learn = cnn_learner(dls, arch)
+    if fused: learn.opt_func = partial(OptimWrapper, opt=partial(torch.optim.Adam, eps=1e-8, fused=dev.type == 'cuda'))
     learn.model.to(dev)
     with learn.no_logging(), learn.no_bar():
         learn.fit(1, 5e-5)
@@ -186,6 +214,9 @@ def main(a):
             if k == 2 and isinstance(cnn[v], dict): cnn[v]['batch'] = a.batch // 2
             print(f"cnn {v:16s} {cnn[v]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
 
+        if a.kernels:
+            print(kernel_table(a.arch, a.size, a.batch, dev, out), flush=True)
+
         t = time.perf_counter()
         slices, RESULTS['cache'] = phantom_cache(tmp, a.studies, a.matrix, a.workers)
         print(f"cache {RESULTS['cache']}  ({time.perf_counter() - t:.0f} s)", flush=True)
@@ -197,6 +228,10 @@ def main(a):
         t = time.perf_counter()
         RESULTS['fit'] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers, dev)
         print(f"fit (cnn_learner, bf16 + channels-last, {a.workers} workers): {RESULTS['fit']:.0f} images/s "
+              f"({time.perf_counter() - t:.0f} s)", flush=True); save()
+        t = time.perf_counter()
+        RESULTS['fit_fused_adam'] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers, dev, fused=True)
+        print(f"fit with torch's fused Adam instead of fastai's: {RESULTS['fit_fused_adam']:.0f} images/s "
               f"({time.perf_counter() - t:.0f} s)", flush=True); save()
 
         RESULTS['rnn'] = rnn_rates(2 * a.features, a.hidden, 4, 40, dev, a.steps)
@@ -237,6 +272,7 @@ if __name__ == '__main__':
     p.add_argument('--studies', type=int, default=24); p.add_argument('--predict-studies', type=int, default=6)
     p.add_argument('--workers', type=int, default=min(16, os.cpu_count()))
     p.add_argument('--loader-batches', type=int, default=40)
+    p.add_argument('--no-kernels', dest='kernels', action='store_false', help='skip the profile of a training step')
     a = p.parse_args()
     if a.dry_run:
         a.arch, a.features, a.size, a.matrix, a.batch, a.ibatch, a.steps, a.hidden = 'resnet10t', 512, 48, 64, 8, 8, 2, 32

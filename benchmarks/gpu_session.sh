@@ -3,7 +3,7 @@
 # then the workshop series end to end on the GPU. Run on the device machine from the repo root:
 #     bash benchmarks/gpu_session.sh OUT_DIR [BENCH_SECONDS] [WORKSHOP_SECONDS]
 set -u
-out=${1:?usage: gpu_session.sh OUT_DIR [BENCH_SECONDS] [WORKSHOP_SECONDS]}; bench=${2:-320}; ws=${3:-210}
+out=${1:?usage: gpu_session.sh OUT_DIR [BENCH_SECONDS] [WORKSHOP_SECONDS]}; bench=${2:-380}; ws=${3:-180}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/nvidia-smi.txt"
