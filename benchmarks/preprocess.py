@@ -10,7 +10,8 @@ On a 512 px phantom in RSNA's layout (real DICOM, as RSNA's files: 512 x 512, 16
   four 8-bit images, resized here), npy and png, against the authors' method (per pipeline and slice: read the DICOM - three files
   for slice concatenation - window, resize to 480 px, write a JPEG) and against the bare pixel read
   (the limit);
-- reading one slc input back from each format (npy, png, the authors' JPEG);
+- compressed npz (zlib) of the same HU, written and read back;
+- reading one slc input back from each format (npy, png, npz, the authors' JPEG);
 - peak memory of indexing and caching at two dataset sizes (it should not grow with the data);
 - training batches at 480 px from the 512 px cache (fastai DataLoaders; augmentation and resize on
   the CPU here, on the GPU where there is one).
@@ -110,6 +111,14 @@ def main(studies, size, cache_size):
             c = tmp / f'cache_{cache_size}_{fmt}_1'
             r = rate(len(picks), lambda: [cached_images(c, x.series_id, x.slice_idx, x.n_slices, 'slc', fmt) for x in picks.itertuples()])
             print(f"reading   one slc input from the {fmt} cache at {cache_size} px:  {r:8.0f} images/s")
+        npz = tmp / 'npz'; npz.mkdir()
+        entries = {sid: np.load(tmp / f'cache_{cache_size}_npy_1' / f'{sid}.npy') for sid in slices.series_id.unique()}
+        r = rate(n, lambda: [np.savez_compressed(npz / f'{sid}.npz', hu=e) for sid, e in entries.items()])
+        nbytes = sum(f.stat().st_size for f in npz.iterdir()) / n
+        print(f"cache     the same HU written as compressed npz (zlib), 1 core: {r:8.1f} slices/s  {nbytes:9.0f} bytes/slice")
+        r = rate(len(picks), lambda: [np.load(npz / f'{x.series_id}.npz')['hu'][[max(x.slice_idx - 1, 0), x.slice_idx, min(x.slice_idx + 1, x.n_slices - 1)]]
+                                      for x in picks.itertuples()])
+        print(f"reading   one slc input's HU from npz (the whole series decompressed): {r:6.0f} images/s")
         jpgs = [tmp / 'authors' / f'{x.series_id}_{x.slice_idx}_slc.jpg' for x in picks.itertuples()]
         r = rate(len(jpgs), lambda: [np.asarray(Image.open(f)) for f in jpgs])
         print(f"reading   one slc input from the authors' JPEG at {size} px: {r:8.0f} images/s")
