@@ -10,7 +10,7 @@ import torch
 
 from ich_nb.cnn import WeightedBCE, cnn_model
 
-CONFIGS = [('smoke', 'resnet10t', 64, 32, 5), ('workshop', 'resnet18', 128, 32, 4), ('paper', 'resnext101_32x8d', 480, 4, 2)]
+CONFIGS = [('smoke', 'resnet10t', 64, 32, 5), ('workshop', 'resnet10t', 128, 32, 4), ('paper', 'resnext101_32x8d', 480, 4, 2)]
 
 
 def measure(arch, size, bs, steps):
