@@ -11,9 +11,11 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
    Then a profile of three bf16 + channels-last training steps: the costliest operators (kernels.txt).
 2. The loader: a 512 px phantom cached at 512 px (`build_cache`, all cores), fastai DataLoaders at
    480 px with the augmentation and the resize on the GPU, with 0 and several worker processes,
-   against what training consumes.
-3. The package's training loop (`cnn_learner` + `fit`: bf16, channels-last) on that cache, with
-   fastai's Adam (the package's) and with torch's fused Adam, to see what the optimiser costs.
+   against what training consumes; and the same batches made through PIL images, as the loader
+   made them before it took channels-first tensors.
+3. The package's training loop (`cnn_learner` + `fit`: bf16, channels-last, PyTorch's fused Adam) on
+   that cache, timed in the steady part of one long epoch, and again with fastai's Adam; then
+   `predict_slices` on the same cache.
 4. The RNN head (CNNens-RNN: 2 x 2048 features, hidden 2048) on 40-slice studies.
 5. `predict_studies` end to end on phantom studies (DICOM files in, CNNens-RNN probabilities out).
 Prints a table at the end and writes gpu.json into --out. The paper: 0.0205 s per slice at inference
@@ -24,7 +26,9 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from fastai.callback.core import Callback
 
 from ich_nb.cnn import WeightedBCE, cnn_model
 
@@ -117,10 +121,32 @@ def phantom_cache(tmp, studies, matrix, workers):
                         cache_slices_per_s=len(slices) / t_cache, workers=workers)
 
 
-def loader_rate(slices, cache, size, bs, workers, dev, batches):
+class HWCImage:
+    "The loader's items as they were before: (h, w, 3) arrays made into PIL images by fastai's `ImageBlock`."
+    def __init__(self, cache): self.cache = cache
+    def __call__(self, r):
+        from ich_nb.data import cached_images
+        return cached_images(self.cache, r.series_id, r.slice_idx, r.n_slices, 'slc')
+
+
+def pil_dls(slices, cache, bs, workers, dev, size):
+    "`slice_dls` as it was built before channels-first tensors: the same batches, through PIL."
+    from fastai.vision.all import (ColReader, ColSplitter, DataBlock, ImageBlock, MultiCategoryBlock, Normalize,
+                                   imagenet_stats)
+    from ich_nb.cnn import DeviceResize, paper_augmentation
+    from ich_nb.labels import CLASSES
+    df = slices[slices.split.isin(['train', 'valid'])].assign(is_valid=lambda d: d.split == 'valid').reset_index(drop=True)
+    block = DataBlock(blocks=(ImageBlock, MultiCategoryBlock(encoded=True, vocab=list(CLASSES))), get_x=HWCImage(cache),
+                      get_y=ColReader(list(CLASSES)), splitter=ColSplitter('is_valid'),
+                      batch_tfms=paper_augmentation() + [DeviceResize(size), Normalize.from_stats(*imagenet_stats)])
+    return block.dataloaders(df, bs=bs, num_workers=workers, device=dev)
+
+
+def loader_rate(slices, cache, size, bs, workers, dev, batches, pil=False):
     "Images/s of fastai training batches at `size` px (augmentation and resize on `dev`), cycling the training set."
     from ich_nb.cnn import slice_dls
-    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    dls = (pil_dls(slices, cache, bs, workers, dev, size) if pil else
+           slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size))
     n, it = 0, iter(dls.train)
     next(it)                                            # worker start-up and the first batch stay out
     sync(dev); t = time.perf_counter()
@@ -132,20 +158,39 @@ def loader_rate(slices, cache, size, bs, workers, dev, batches):
     return n / (time.perf_counter() - t)
 
 
-def fit_rate(slices, cache, arch, size, bs, workers, dev, fused=False):
-    "Images/s of the package's own training loop (the training studies four times over; second epoch, validation included)."
-    import pandas as pd
-    from fastai.optimizer import OptimWrapper
+class SteadyRate(Callback):
+    "Images/s of training from batch `skip` to the end of the epoch's training (workers' start-up and validation left out)."
+    def __init__(self, skip=10): self.skip, self.rate, self.t0 = skip, None, None
+    def before_batch(self):
+        if self.training and self.iter == self.skip: sync(self.dls.device); self.t0, self.n0 = time.perf_counter(), self.iter
+    def after_train(self):
+        sync(self.dls.device)
+        if self.t0: self.rate = (self.n_iter - self.n0) * self.dls.train.bs / (time.perf_counter() - self.t0)
+
+
+def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True):
+    "Images/s of the package's own training loop (`cnn_learner` + `fit`), one epoch of about `batches` batches: steady, and whole."
     from ich_nb.cnn import cnn_learner, slice_dls
-    longer = pd.concat([slices[slices.split == 'train']] * 4 + [slices[slices.split == 'valid']], ignore_index=True)
+    train = slices[slices.split == 'train']
+    longer = pd.concat([train] * -(-batches * bs // len(train)) + [slices[slices.split == 'valid']], ignore_index=True)
     dls = slice_dls(longer, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
-    learn = cnn_learner(dls, arch)
-    if fused: learn.opt_func = partial(OptimWrapper, opt=partial(torch.optim.Adam, eps=1e-8, fused=dev.type == 'cuda'))
-    learn.model.to(dev)
+    learn = cnn_learner(dls, arch, fused=fused)
+    rate = SteadyRate(skip=min(10, len(dls.train) // 2))
     with learn.no_logging(), learn.no_bar():
-        learn.fit(1, 5e-5)
-        sync(dev); t = time.perf_counter(); learn.fit(1, 5e-5); sync(dev)
-    return len(dls.train) * bs / (time.perf_counter() - t)
+        sync(dev); t = time.perf_counter(); learn.fit(1, 5e-5, cbs=rate); sync(dev)
+    return dict(steady=rate.rate, whole=len(dls.train) * bs / (time.perf_counter() - t), batches=len(dls.train))
+
+
+def predict_slices_rate(slices, cache, arch, size, bs, workers, dev):
+    "Slices/s of the package's `predict_slices` (the loader, bf16 + channels-last, embeddings and probabilities back)."
+    from ich_nb.cnn import cnn_learner, predict_slices, slice_dls
+    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    learn = cnn_learner(dls, arch); learn.model.to(dev)
+    predict_slices(learn, slices.iloc[:bs], cache, 'slc', bs=bs)            # cuDNN plans
+    sync(dev); t = time.perf_counter()
+    probs, _ = predict_slices(learn, slices, cache, 'slc', bs=bs)
+    sync(dev)
+    return dict(slices=len(probs), slices_per_s=len(probs) / (time.perf_counter() - t), workers=workers, bs=bs)
 
 
 def rnn_rates(n_emb, hidden, studies, n_slices, dev, steps):
@@ -205,7 +250,7 @@ def main(a):
     tmp = Path(tempfile.mkdtemp())
     try:
         cnn = RESULTS['cnn'] = {}
-        for v in ('fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile'):
+        for v in a.variants:
             if v.endswith('compile') and left(a.budget) < 150: cnn[v] = 'skipped (budget)'; continue
             t = time.perf_counter()
             for k in (1, 2):                                  # out of memory: once more at half the batch
@@ -224,28 +269,36 @@ def main(a):
         for w in (0, a.workers // 2, a.workers):
             load[w] = loader_rate(slices, tmp / 'cache', a.size, a.batch, w, dev, a.loader_batches)
             print(f"loader {w:2d} workers: {load[w]:.0f} images/s", flush=True); save()
+        pil = RESULTS['loader_pil'] = {}
+        for w in (0, a.workers // 2):
+            pil[w] = loader_rate(slices, tmp / 'cache', a.size, a.batch, w, dev, a.loader_batches, pil=True)
+            print(f"loader through PIL (as before), {w:2d} workers: {pil[w]:.0f} images/s", flush=True); save()
+
+        for key, fused in (('fit', True), ('fit_fastai_adam', False)):
+            t = time.perf_counter()
+            RESULTS[key] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers // 2, dev, a.fit_batches, fused=fused)
+            print(f"{key} (cnn_learner, bf16 + channels-last, {a.workers // 2} workers, {'fused' if fused else 'fastai'} Adam): "
+                  f"{RESULTS[key]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
 
         t = time.perf_counter()
-        RESULTS['fit'] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers, dev)
-        print(f"fit (cnn_learner, bf16 + channels-last, {a.workers} workers): {RESULTS['fit']:.0f} images/s "
-              f"({time.perf_counter() - t:.0f} s)", flush=True); save()
-        t = time.perf_counter()
-        RESULTS['fit_fused_adam'] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers, dev, fused=True)
-        print(f"fit with torch's fused Adam instead of fastai's: {RESULTS['fit_fused_adam']:.0f} images/s "
-              f"({time.perf_counter() - t:.0f} s)", flush=True); save()
+        RESULTS['predict_slices'] = predict_slices_rate(pd.concat([slices] * 4, ignore_index=True), tmp / 'cache', a.arch, a.size,
+                                                        64, a.workers // 2, dev)
+        print(f"predict_slices {RESULTS['predict_slices']}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
 
         RESULTS['rnn'] = rnn_rates(2 * a.features, a.hidden, 4, 40, dev, a.steps)
         print(f"rnn head {RESULTS['rnn']} studies/s", flush=True); save()
 
-        t = time.perf_counter()
-        RESULTS['predict'] = predict_rate(tmp, a.arch, a.size, a.matrix, a.hidden, a.predict_studies, dev, a.workers)
-        print(f"predict_studies {RESULTS['predict']}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
-
-        if left(a.budget) > 120:
+        if a.predict:
             t = time.perf_counter()
-            try: cnn['bf16-cl-compile'].update(cnn_rates(a.arch, a.size, a.batch, a.ibatch, 'bf16-cl-compile', a.steps, dev, infer=False))
+            RESULTS['predict'] = predict_rate(tmp, a.arch, a.size, a.matrix, a.hidden, a.predict_studies, dev, a.workers)
+            print(f"predict_studies {RESULTS['predict']}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
+
+        v = 'bf16-cl-compile'
+        if v in a.variants and isinstance(cnn.get(v), dict) and left(a.budget) > 100:
+            t = time.perf_counter()
+            try: cnn[v].update(cnn_rates(a.arch, a.size, a.batch, a.ibatch, v, a.steps, dev, infer=False))
             except (torch.OutOfMemoryError, AttributeError) as e: print(f"compiled training: {type(e).__name__}")
-            print(f"cnn bf16-cl-compile (training too) {cnn['bf16-cl-compile']}  ({time.perf_counter() - t:.0f} s)", flush=True)
+            print(f"cnn {v} (training too) {cnn[v]}  ({time.perf_counter() - t:.0f} s)", flush=True)
             save()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -257,6 +310,7 @@ def main(a):
                   f"  ({r.get('infer', float('nan')) / 49:.0f}x the paper)")
         else: print(f"  {v:16s} {r}")
     print(f"  loader (images/s by workers): {', '.join(f'{w}: {r:.0f}' for w, r in load.items())}")
+    for k in ('fit', 'fit_fastai_adam', 'predict_slices', 'predict'): print(f"  {k}: {RESULTS.get(k)}")
     print(f"  total {time.perf_counter() - T0:.0f} s")
 
 
@@ -269,12 +323,15 @@ if __name__ == '__main__':
     p.add_argument('--size', type=int, default=480); p.add_argument('--matrix', type=int, default=512)
     p.add_argument('--batch', type=int, default=32); p.add_argument('--ibatch', type=int, default=128)
     p.add_argument('--steps', type=int, default=15); p.add_argument('--hidden', type=int, default=2048)
-    p.add_argument('--studies', type=int, default=24); p.add_argument('--predict-studies', type=int, default=6)
+    p.add_argument('--studies', type=int, default=8); p.add_argument('--predict-studies', type=int, default=6)
     p.add_argument('--workers', type=int, default=min(16, os.cpu_count()))
-    p.add_argument('--loader-batches', type=int, default=40)
+    p.add_argument('--loader-batches', type=int, default=40); p.add_argument('--fit-batches', type=int, default=100)
+    p.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile'],
+                   choices=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile'], help='the CNN settings to measure')
     p.add_argument('--no-kernels', dest='kernels', action='store_false', help='skip the profile of a training step')
+    p.add_argument('--no-predict', dest='predict', action='store_false', help='skip predict_studies end to end')
     a = p.parse_args()
     if a.dry_run:
         a.arch, a.features, a.size, a.matrix, a.batch, a.ibatch, a.steps, a.hidden = 'resnet10t', 512, 48, 64, 8, 8, 2, 32
-        a.studies, a.predict_studies, a.workers, a.loader_batches, a.budget = 10, 2, 2, 4, 0
+        a.studies, a.predict_studies, a.workers, a.loader_batches, a.fit_batches, a.budget = 10, 2, 2, 4, 6, 0
     main(a)

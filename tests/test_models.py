@@ -6,8 +6,8 @@ import pytest
 import torch
 from fastai.learner import Callback, CancelFitException
 
-from ich_nb.cnn import (EpochSeed, cnn_learner, ensemble, fit_resumable, last_checkpoint, predict_slices, slice_dls,
-                        study_predictions)
+from ich_nb.cnn import (CheckpointError, EpochSeed, cnn_learner, ensemble, fit_resumable, last_checkpoint, predict_slices,
+                        slice_dls, study_predictions)
 from ich_nb.data import build_cache, index_rsna, split_patients
 from ich_nb.labels import CLASSES
 from ich_nb.phantom import make_phantom
@@ -49,24 +49,29 @@ class StopAt(Callback):
         if (self.epoch, self.iter) == self.at: raise KeyboardInterrupt
 
 
-def train(root, slices, folder, stop=None):
+def train(root, slices, folder, stop=None, fused=False):
     torch.manual_seed(0)
-    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16), 'resnet10t')
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16), 'resnet10t', fused=fused)
     fit_resumable(learn, 3, 1e-3, folder, 'cnn', seed=7, cbs=[StopAt(*stop)] if stop else [])
     return learn
 
 
-def test_resume_after_an_interrupted_epoch_gives_the_same_weights(tiny, tmp_path):
+@pytest.mark.parametrize('fused', [False, True], ids=['fastai Adam', 'fused Adam'])
+def test_resume_after_an_interrupted_epoch_gives_the_same_weights(tiny, tmp_path, fused):
     root, slices = tiny
-    whole = train(root, slices, tmp_path / 'whole')
+    whole = train(root, slices, tmp_path / 'whole', fused=fused)
     with pytest.raises(KeyboardInterrupt):
-        train(root, slices, tmp_path / 'cut', stop=(1, 3))                  # killed inside epoch 1
+        train(root, slices, tmp_path / 'cut', stop=(1, 3), fused=fused)    # killed inside epoch 1
     assert last_checkpoint(tmp_path / 'cut', 'cnn')[1] == 0
-    resumed = train(root, slices, tmp_path / 'cut')                          # a new process would start like this
+    resumed = train(root, slices, tmp_path / 'cut', fused=fused)            # a new process would start like this
     for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     state = torch.load(last_checkpoint(tmp_path / 'cut', 'cnn')[0], weights_only=True)
     assert state['epoch'] == 2 and set(state) == {'model', 'opt', 'epoch'}
+    with pytest.raises(CheckpointError, match='cnn_epoch2.pth.*resume it on the kind of machine'):
+        learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16), 'resnet10t', fused=not fused)
+        fit_resumable(learn, 4, 1e-3, tmp_path / 'cut', 'cnn')              # the other optimiser: refused, nothing trained
+    assert last_checkpoint(tmp_path / 'cut', 'cnn')[1] == 2
 
 
 def test_rnn_learns_on_cnn_embeddings_and_padding_is_harmless(tiny):
