@@ -12,7 +12,9 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
 2. The loader: a 512 px phantom cached at 512 px (`build_cache`, all cores), fastai DataLoaders at
    480 px with the augmentation and the resize on the GPU, with 0 and several worker processes,
    against what training consumes; and the same batches made through PIL images, as the loader
-   made them before it took channels-first tensors.
+   made them before it took channels-first tensors; blank batches handed from workers to the GPU
+   (the cost of moving batches alone); a profile of the main process while it loads
+   (loader_profile.txt).
 3. The package's training loop (`cnn_learner` + `fit`: bf16, channels-last, PyTorch's fused Adam) on
    that cache, timed in the steady part of one long epoch, and again with fastai's Adam; then
    `predict_slices` on the same cache.
@@ -168,6 +170,38 @@ class SteadyRate(Callback):
         if self.t0: self.rate = (self.n_iter - self.n0) * self.dls.train.bs / (time.perf_counter() - self.t0)
 
 
+class BlankSlices(torch.utils.data.Dataset):
+    "Items that cost nothing to make: 8-bit (3, matrix, matrix) zeros, to time only the hand-over of batches."
+    def __init__(self, matrix, n=100_000): self.matrix, self.n = matrix, n
+    def __len__(self): return self.n
+    def __getitem__(self, i): return torch.zeros(3, self.matrix, self.matrix, dtype=torch.uint8)
+
+
+def handoff_rate(matrix, bs, workers, dev, batches):
+    "Images/s of batches of blank items from `workers` processes to `dev`: what moving batches costs, without making items."
+    dl = torch.utils.data.DataLoader(BlankSlices(matrix), batch_size=bs, num_workers=workers)
+    it = iter(dl); next(it)
+    sync(dev); t = time.perf_counter()
+    for _ in range(batches): next(it).to(dev)
+    sync(dev)
+    return batches * bs / (time.perf_counter() - t)
+
+
+def loader_profile(slices, cache, size, bs, workers, dev, batches, out):
+    "cProfile of the main process while the loader delivers `batches` batches: where its time goes (loader_profile.txt)."
+    import cProfile, io, pstats
+    from ich_nb.cnn import slice_dls
+    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    it = iter(dls.train); next(it)
+    prof = cProfile.Profile(); prof.enable()
+    for _ in range(batches):
+        try: next(it)
+        except StopIteration: it = iter(dls.train)
+    sync(dev); prof.disable()
+    buf = io.StringIO(); pstats.Stats(prof, stream=buf).sort_stats('tottime').print_stats(25)
+    (out / 'loader_profile.txt').write_text(buf.getvalue())
+
+
 def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True):
     "Images/s of the package's own training loop (`cnn_learner` + `fit`), one epoch of about `batches` batches: steady, and whole."
     from ich_nb.cnn import cnn_learner, slice_dls
@@ -273,6 +307,11 @@ def main(a):
         for w in (0, a.workers // 2):
             pil[w] = loader_rate(slices, tmp / 'cache', a.size, a.batch, w, dev, a.loader_batches, pil=True)
             print(f"loader through PIL (as before), {w:2d} workers: {pil[w]:.0f} images/s", flush=True); save()
+        hand = RESULTS['handoff'] = {}
+        for w in (1, a.workers // 2):
+            hand[w] = handoff_rate(a.matrix, a.batch, w, dev, a.loader_batches)
+            print(f"blank batches from {w:2d} workers to the device: {hand[w]:.0f} images/s", flush=True); save()
+        loader_profile(slices, tmp / 'cache', a.size, a.batch, a.workers // 2, dev, a.loader_batches, out)
 
         for key, fused in (('fit', True), ('fit_fastai_adam', False)):
             t = time.perf_counter()
