@@ -17,7 +17,7 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
    (loader_profile.txt).
 3. The package's training loop (`cnn_learner` + `fit`: bf16, channels-last, PyTorch's fused Adam) on
    that cache, timed in the steady part of one long epoch, and again with fastai's Adam; then
-   `predict_slices` on the same cache.
+   `predict_slices` on the same cache; a checkpointed run resumed on the device, with each Adam.
 4. The RNN head (CNNens-RNN: 2 x 2048 features, hidden 2048) on 40-slice studies.
 5. `predict_studies` end to end on phantom studies (DICOM files in, CNNens-RNN probabilities out).
 Prints a table at the end and writes gpu.json into --out. The paper: 0.0205 s per slice at inference
@@ -215,6 +215,20 @@ def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True):
     return dict(steady=rate.rate, whole=len(dls.train) * bs / (time.perf_counter() - t), batches=len(dls.train))
 
 
+def resume_check(slices, cache, dev, folder):
+    "Train one epoch with `fit_resumable`, then resume for a second in a new learner, with each Adam: 'ok' or the error."
+    from ich_nb.cnn import cnn_learner, fit_resumable, slice_dls
+    out = {}
+    for fused in (True, False):
+        try:
+            for epochs in (1, 2):
+                learn = cnn_learner(slice_dls(slices, cache, 'wdw', bs=16, device=dev, size=64), 'resnet10t', fused=fused)
+                with learn.no_logging(), learn.no_bar(): fit_resumable(learn, epochs, 1e-3, folder / str(fused), 'cnn')
+            out['fused' if fused else 'fastai'] = 'ok'
+        except Exception as e: out['fused' if fused else 'fastai'] = f'{type(e).__name__}: {e}'[:300]
+    return out
+
+
 def predict_slices_rate(slices, cache, arch, size, bs, workers, dev):
     "Slices/s of the package's `predict_slices` (the loader, bf16 + channels-last, embeddings and probabilities back)."
     from ich_nb.cnn import cnn_learner, predict_slices, slice_dls
@@ -323,6 +337,9 @@ def main(a):
         RESULTS['predict_slices'] = predict_slices_rate(pd.concat([slices] * 4, ignore_index=True), tmp / 'cache', a.arch, a.size,
                                                         64, a.workers // 2, dev)
         print(f"predict_slices {RESULTS['predict_slices']}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
+
+        RESULTS['resume'] = resume_check(slices, tmp / 'cache', dev, tmp / 'resume')
+        print(f"fit_resumable stopped after one epoch and resumed on {dev.type}: {RESULTS['resume']}", flush=True); save()
 
         RESULTS['rnn'] = rnn_rates(2 * a.features, a.hidden, 4, 40, dev, a.steps)
         print(f"rnn head {RESULTS['rnn']} studies/s", flush=True); save()
