@@ -1,8 +1,9 @@
 "The paper's series end to end on the smoke profile with bad files mixed in, killed in the middle of training and resumed, then run again to the same results; and bad parameters."
-import json, os, signal, subprocess, sys, time, warnings
+import json, os, shutil, signal, subprocess, sys, time, warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
+import pydicom
 import pytest
 from pydicom.encaps import encapsulate
 
@@ -10,7 +11,7 @@ from ich_nb.data import index_cq500
 from ich_nb.dicom import read_dicom
 from ich_nb.labels import CLASSES
 from ich_nb.phantom import make_phantom
-from ich_nb.pipeline import load_profile
+from ich_nb.pipeline import load_profile, predict_studies
 from ich_nb.report import MODELS
 
 ICH_NB = Path(sys.executable).parent / 'ich-nb'
@@ -107,10 +108,18 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     dirs = [study, tmp_path / 'missing']
     samples = Path(__file__).resolve().parents[2] / 'shared' / 'real_samples' / 'rsna_series_ID_fff502d5'
     if samples.is_dir(): dirs.append(samples)                              # a real RSNA series (the model knows only phantoms)
+    broken = tmp_path / 'broken' / study.name                              # the same study, every slice's pixels unreadable
+    shutil.copytree(study, broken)
+    for f in broken.rglob('*.dcm'):
+        ds = pydicom.dcmread(f); ds.PixelData = encapsulate([b'\0not j2k' * 40]); ds.save_as(f)
+    dirs.append(broken)
     r = subprocess.run([ICH_NB, 'predict', *dirs, '--run-dir', run, '--out', tmp_path / 'pred.csv'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = pd.read_csv(tmp_path / 'pred.csv')
     assert len(out) == len(dirs) and out.error.fillna('').tolist()[1] == 'not a folder'
+    assert out.error.iloc[-1].startswith(str(broken)) and 'pixel data cannot be decoded' in out.error.iloc[-1] and pd.isna(out.p_any.iloc[-1])
+    alone = predict_studies(run, [study], workers=1)                         # the CLI decoded with worker processes; one process agrees
+    assert np.allclose(alone[[f'p_{c}' for c in CLASSES]].to_numpy(float), out.loc[:0, [f'p_{c}' for c in CLASSES]].to_numpy(float))
     ours = out.iloc[0]
     theirs = preds[(preds.model == 'CNNens-RNN') & (preds.study_id == ours.study_id)].iloc[0]
     for c in CLASSES:
