@@ -7,11 +7,16 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
 1. ResNeXt-101 32x8d at 480 px (random weights; the numbers do not depend on them): training
    images/s (Adam, the package's weighted BCE) and inference slices/s for fp32 eager, bf16 autocast,
    bf16 + channels-last, and bf16 + channels-last + torch.compile (inference, then training while
-   the budget lasts). fp32 convolutions use PyTorch's default (TF32 in cuDNN).
+   the budget lasts). fp32 convolutions use PyTorch's default (TF32 in cuDNN). For inference also
+   with each batch norm folded into the convolution before it ('-fold', eager and compiled), which
+   leaves a network with the same outputs (checked) and one pass less over each activation.
+   (`--variants` picks.)
    Then a profile of three bf16 + channels-last training steps: the costliest operators (kernels.txt).
 2. The loader: a 512 px phantom cached at 512 px (`build_cache`, all cores), fastai DataLoaders at
    480 px with the augmentation and the resize on the GPU, with 0 and several worker processes,
-   against what training consumes; and the same batches made through PIL images, as the loader
+   timed within one long epoch (the phantom's training rows repeated: fastai starts its workers
+   again at each epoch, which a short epoch would time too), against what training consumes; the
+   seconds a new epoch waits for its first batch; and the same batches made through PIL images, as the loader
    made them before it took channels-first tensors; blank batches handed from workers to the GPU
    (the cost of moving batches alone); a profile of the main process while it loads
    (loader_profile.txt).
@@ -54,10 +59,38 @@ def timed(f, n, dev, warm=3):
     sync(dev); return (time.perf_counter() - t) / n
 
 
+def fold_batchnorm(model):
+    "An eval-mode `model` with each batch norm that follows a convolution folded into that convolution's weights and bias."
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    mods, pairs = dict(model.named_modules()), []
+    for n in torch.fx.symbolic_trace(model).graph.nodes:              # the data flow, not the order of the modules
+        if n.op == 'call_module' and isinstance(mods.get(n.target), torch.nn.BatchNorm2d):
+            c = n.args[0]
+            if c.op == 'call_module' and isinstance(mods.get(c.target), torch.nn.Conv2d) and len(c.users) == 1: pairs.append((c.target, n.target))
+    for c, b in pairs:
+        model.set_submodule(c, fuse_conv_bn_eval(mods[c], mods[b])); model.set_submodule(b, torch.nn.Identity())
+    return model
+
+
+def folded_model(arch, dev):
+    "`arch` in eval mode with its batch norms folded, checked against the unfolded model on a small fp32 batch."
+    model = cnn_model(arch).eval()
+    for m in model.modules():                                         # statistics as a trained network has them
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, .1); m.running_var.uniform_(.5, 2); m.weight.data.uniform_(.5, 1.5); m.bias.data.normal_(0, .1)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad(): y = model(x); f = fold_batchnorm(model); gap = (f(x) - y).abs().max().item()
+    assert gap < 1e-4 * max(1, y.abs().max().item()), f"folding changed the outputs by {gap}"
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in f.modules()), "a batch norm was left unfolded"
+    return f.to(dev)
+
+
 def cnn_rates(arch, size, batch, ibatch, variant, steps, dev, train=True, infer=True):
-    "Training images/s and inference slices/s of `arch` in `variant` ('fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile')."
+    "Training images/s and inference slices/s of `arch` in `variant` ('fp32', 'bf16', 'bf16-cl', '...-compile'; '-fold': inference only)."
     torch.manual_seed(0)
-    model = cnn_model(arch).to(dev)
+    fold = '-fold' in variant
+    model = folded_model(arch, dev) if fold else cnn_model(arch).to(dev)
+    train = train and not fold
     fmt = torch.channels_last if '-cl' in variant else torch.contiguous_format
     model = model.to(memory_format=fmt)
     bf16 = variant.startswith('bf16') and dev.type == 'cuda'
@@ -145,18 +178,34 @@ def pil_dls(slices, cache, bs, workers, dev, size):
     return block.dataloaders(df, bs=bs, num_workers=workers, device=dev)
 
 
-def loader_rate(slices, cache, size, bs, workers, dev, batches, pil=False):
-    "Images/s of fastai training batches at `size` px (augmentation and resize on `dev`), cycling the training set."
+def one_epoch(slices, batches, bs):
+    "The training rows repeated until one epoch holds at least `batches` batches (validation rows once): no epoch restarts while timing."
+    train = slices[slices.split == 'train']
+    return pd.concat([train] * -(-(batches + 2) * bs // len(train)) + [slices[slices.split == 'valid']], ignore_index=True)
+
+
+def epoch_start(slices, cache, size, bs, workers, dev, reps=3, augment=True):
+    "Seconds from a new epoch's `iter` to its first batch (fastai starts the worker processes again each epoch): best of `reps`."
     from ich_nb.cnn import slice_dls
-    dls = (pil_dls(slices, cache, bs, workers, dev, size) if pil else
-           slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size))
-    n, it = 0, iter(dls.train)
-    next(it)                                            # worker start-up and the first batch stay out
+    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size, augment=augment)
+    ts = []
+    for _ in range(reps):
+        t = time.perf_counter(); it = iter(dls.train); next(it); sync(dev); ts.append(time.perf_counter() - t); del it
+    return min(ts)
+
+
+def loader_rate(slices, cache, size, bs, workers, dev, batches, pil=False):
+    "Images/s of fastai training batches at `size` px (augmentation and resize on `dev`), steady, within one long epoch."
+    from ich_nb.cnn import slice_dls
+    skip = 2 * workers + 1                              # the start-up and the batches the workers made ahead (two each)
+    batches = max(batches, 8 * workers)                 # long against what they make ahead, which comes in bursts
+    table = one_epoch(slices, skip + batches, bs)
+    dls = (pil_dls(table, cache, bs, workers, dev, size) if pil else
+           slice_dls(table, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size))
+    it = iter(dls.train)
+    for _ in range(skip): next(it)
     sync(dev); t = time.perf_counter()
-    while n < batches * bs:
-        try: xb, _ = next(it)
-        except StopIteration: it = iter(dls.train); continue
-        n += len(xb)
+    n = sum(len(next(it)[0]) for _ in range(batches))
     sync(dev)
     return n / (time.perf_counter() - t)
 
@@ -192,12 +241,10 @@ def loader_profile(slices, cache, size, bs, workers, dev, batches, out):
     "cProfile of the main process while the loader delivers `batches` batches: where its time goes (loader_profile.txt)."
     import cProfile, io, pstats
     from ich_nb.cnn import slice_dls
-    dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    dls = slice_dls(one_epoch(slices, batches, bs), cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
     it = iter(dls.train); next(it)
     prof = cProfile.Profile(); prof.enable()
-    for _ in range(batches):
-        try: next(it)
-        except StopIteration: it = iter(dls.train)
+    for _ in range(batches): next(it)
     sync(dev); prof.disable()
     buf = io.StringIO(); pstats.Stats(prof, stream=buf).sort_stats('tottime').print_stats(25)
     (out / 'loader_profile.txt').write_text(buf.getvalue())
@@ -206,9 +253,7 @@ def loader_profile(slices, cache, size, bs, workers, dev, batches, out):
 def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True):
     "Images/s of the package's own training loop (`cnn_learner` + `fit`), one epoch of about `batches` batches: steady, and whole."
     from ich_nb.cnn import cnn_learner, slice_dls
-    train = slices[slices.split == 'train']
-    longer = pd.concat([train] * -(-batches * bs // len(train)) + [slices[slices.split == 'valid']], ignore_index=True)
-    dls = slice_dls(longer, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
+    dls = slice_dls(one_epoch(slices, batches, bs), cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
     learn = cnn_learner(dls, arch, fused=fused)
     rate = SteadyRate(skip=min(10, len(dls.train) // 2))
     with learn.no_logging(), learn.no_bar():
@@ -325,6 +370,10 @@ def main(a):
         for w in (0, a.workers // 2):
             pil[w] = loader_rate(slices, tmp / 'cache', a.size, a.batch, w, dev, a.loader_batches, pil=True)
             print(f"loader through PIL (as before), {w:2d} workers: {pil[w]:.0f} images/s", flush=True); save()
+        start = RESULTS['epoch_start_s'] = {}
+        for w in (0, a.workers // 2, a.workers):
+            start[w] = epoch_start(slices, tmp / 'cache', a.size, a.batch, w, dev)
+            print(f"a new epoch's first batch, {w:2d} workers: after {start[w]:.2f} s", flush=True); save()
         hand = RESULTS['handoff'] = {}
         for w in (1, a.workers // 2):
             hand[w] = handoff_rate(a.matrix, a.batch, w, dev, a.loader_batches)
@@ -338,7 +387,7 @@ def main(a):
                   f"{RESULTS[key]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
 
         t = time.perf_counter()
-        RESULTS['predict_slices'] = predict_slices_rate(pd.concat([slices] * 4, ignore_index=True), tmp / 'cache', a.arch, a.size,
+        RESULTS['predict_slices'] = predict_slices_rate(pd.concat([slices] * a.predict_repeat, ignore_index=True), tmp / 'cache', a.arch, a.size,
                                                         64, a.workers // 2, dev)
         print(f"predict_slices {RESULTS['predict_slices']}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
 
@@ -370,6 +419,7 @@ def main(a):
                   f"  ({r.get('infer', float('nan')) / 49:.0f}x the paper)")
         else: print(f"  {v:16s} {r}")
     print(f"  loader (images/s by workers): {', '.join(f'{w}: {r:.0f}' for w, r in load.items())}")
+    print(f"  a new epoch's first batch (s by workers): {', '.join(f'{w}: {r:.2f}' for w, r in start.items())}")
     for k in ('fit', 'fit_fastai_adam', 'predict_slices', 'predict'): print(f"  {k}: {RESULTS.get(k)}")
     print(f"  total {time.perf_counter() - T0:.0f} s")
 
@@ -385,13 +435,15 @@ if __name__ == '__main__':
     p.add_argument('--steps', type=int, default=15); p.add_argument('--hidden', type=int, default=2048)
     p.add_argument('--studies', type=int, default=8); p.add_argument('--predict-studies', type=int, default=6)
     p.add_argument('--workers', type=int, default=min(16, os.cpu_count()))
+    p.add_argument('--predict-repeat', type=int, default=16, help="predict_slices over the cached slices this many times")
     p.add_argument('--loader-batches', type=int, default=40); p.add_argument('--fit-batches', type=int, default=100)
-    p.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile'],
-                   choices=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-compile'], help='the CNN settings to measure')
+    p.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-fold', 'bf16-cl-compile'],
+                   choices=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-fold', 'bf16-cl-compile', 'bf16-cl-fold-compile'],
+                   help="the CNN settings to measure ('-fold': batch norm folded into the convolutions, inference only)")
     p.add_argument('--no-kernels', dest='kernels', action='store_false', help='skip the profile of a training step')
     p.add_argument('--no-predict', dest='predict', action='store_false', help='skip predict_studies end to end')
     a = p.parse_args()
     if a.dry_run:
         a.arch, a.features, a.size, a.matrix, a.batch, a.ibatch, a.steps, a.hidden = 'resnet10t', 512, 48, 64, 8, 8, 2, 32
-        a.studies, a.predict_studies, a.workers, a.loader_batches, a.fit_batches, a.budget = 10, 2, 2, 4, 6, 0
+        a.studies, a.predict_studies, a.workers, a.loader_batches, a.fit_batches, a.budget, a.predict_repeat = 10, 2, 2, 4, 6, 0, 2
     main(a)
