@@ -5,7 +5,7 @@ same number of batches from a table of a few batches an epoch (timed from its fi
 gpu.py timed the loader until 2026-11-27) against one long epoch (timed once the batches the
 workers made ahead are taken).
 
-    PYTHONPATH=. .venv/bin/python benchmarks/loader_epochs.py [--studies 8] [--matrix 256] [--batches 64] [--workers 0 2 8]
+    .venv/bin/python benchmarks/loader_epochs.py [--studies 8] [--matrix 256] [--batches 64] [--workers 0 2 8]
 """
 import argparse, os, platform, tempfile, time, warnings
 from pathlib import Path

@@ -1,6 +1,6 @@
 """Header indexing, preprocessing into the cache, and loading training batches, each against its baseline.
 
-    .venv/bin/python benchmarks/preprocess.py [--studies 8] [--size 480] [--cache-size 512]
+    .venv/bin/python benchmarks/preprocess.py [--studies 8] [--size 480] [--cache-size 512] [--peak 4 8] [--peak-only [--peak-matrix 512]]
 
 On a 512 px phantom in RSNA's layout (real DICOM, as RSNA's files: 512 x 512, 16-bit):
 - indexing: `scan_headers` (1 and 2 workers) against a plain loop of `pydicom.dcmread(stop_before_pixels=True)`,
@@ -52,18 +52,20 @@ def authors_method(slices, out: Path, size: int):
             Image.fromarray(slc).resize((size, size), Image.BILINEAR).save(out / f'{sid}_{k}_slc.jpg', quality=95)
 
 
+# The main process's peak is its VmHWM: its ru_maxrss would start at the RSS of the process that
+# started it (Linux carries it across exec), which here is a benchmark holding torch and fastai.
 PEAK = textwrap.dedent('''
     import resource, sys, warnings
     warnings.simplefilter('ignore')
     from ich_nb.data import build_cache, index_rsna
     slices, _ = index_rsna(sys.argv[1], workers=2, progress=False)
     build_cache(slices, sys.argv[2], int(sys.argv[3]), workers=2, progress=False)
-    me, kids = (resource.getrusage(w).ru_maxrss for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    print(len(slices), me, kids)
+    me = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))
+    print(len(slices), me, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 ''')
 
 
-def main(studies, size, cache_size):
+def main(studies, size, cache_size, peak=None):
     warnings.simplefilter('ignore')
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; "
           f"{studies} phantom studies at 512 px, images at {size} px")
@@ -133,15 +135,20 @@ def main(studies, size, cache_size):
             print(f"loading   slc batches of 32 at {size} px from {cache_size} px, augmented and resized on the CPU, "
                   f"num_workers={nw}: {r:7.1f} images/s")
 
-        for k in (studies // 2, studies):
-            sub = tmp / f'peak{k}'
-            make_phantom(sub, n_studies=k, layout='rsna', site='A', matrix=512, workers=2, progress=False)
-            out = subprocess.run([sys.executable, '-c', PEAK, sub, tmp / f'peakcache{k}', str(cache_size)],
-                                 capture_output=True, text=True, check=True).stdout.split()
-            print(f"memory    index + cache of {int(out[0]):4d} slices: peak RSS {int(out[1]) / 1024:6.0f} MB (main), "
-                  f"{int(out[2]) / 1024:6.0f} MB (largest worker)")
+        peak_memory(tmp, peak or (studies // 2, studies), cache_size)
     finally:
         shutil.rmtree(tmp)
+
+
+def peak_memory(tmp, sizes, cache_size, matrix=512):
+    "Peak RSS of indexing and caching a phantom of each number of studies in `sizes`, each in a fresh process."
+    for k in sizes:
+        sub = tmp / f'peak{k}'
+        make_phantom(sub, n_studies=k, layout='rsna', site='A', matrix=matrix, workers=2, progress=False)
+        out = subprocess.run([sys.executable, '-c', PEAK, sub, tmp / f'peakcache{k}', str(cache_size)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        print(f"memory    index + cache of {int(out[0]):4d} slices: peak RSS {int(out[1]) / 1024:6.0f} MB (main), "
+              f"{int(out[2]) / 1024:6.0f} MB (largest worker)", flush=True)
 
 
 if __name__ == '__main__':
@@ -149,5 +156,12 @@ if __name__ == '__main__':
     p.add_argument('--studies', type=int, default=8)
     p.add_argument('--size', type=int, default=480, help="the CNNs' size")
     p.add_argument('--cache-size', type=int, default=512, help="the cache's size (the paper profile: the scans' 512 px)")
+    p.add_argument('--peak', type=int, nargs='+', help='the numbers of studies to measure peak memory at (default: half and all)')
+    p.add_argument('--peak-only', action='store_true', help='only the peak memory')
+    p.add_argument('--peak-matrix', type=int, default=512, help="the phantom's matrix for --peak-only (headers weigh the same at any)")
     a = p.parse_args()
-    main(a.studies, a.size, a.cache_size)
+    if a.peak_only:
+        tmp = Path(tempfile.mkdtemp())
+        try: peak_memory(tmp, a.peak or (a.studies // 2, a.studies), a.cache_size, a.peak_matrix)
+        finally: shutil.rmtree(tmp)
+    else: main(a.studies, a.size, a.cache_size, a.peak)

@@ -56,27 +56,28 @@ def _read_header(path) -> dict:
         row.update({f'{prefix}_{"xyz"[i] if prefix == "ipp" else i}': (np.nan if v is None else v[i]) for i in range(n)})
     return row
 
-def _read_headers(paths:list) -> list: return [_read_header(p) for p in paths]
+def _read_headers(paths:list) -> pd.DataFrame: return pd.DataFrame([_read_header(p) for p in paths])
 
 def scan_headers(files, cache=None, workers:int=2, progress:bool=True) -> pd.DataFrame:
     "Headers of `files`, one row each (unreadable files: an `error`), read in parallel and kept in the csv `cache`."
     files = [str(f) for f in files]
     old = pd.read_csv(cache, dtype={'sop_uid': str, 'study_id': str, 'series_id': str, 'patient_id': str}) \
         if cache and Path(cache).exists() else pd.DataFrame(columns=['path', 'size', 'mtime'])
-    stats = {f: os.stat(f) for f in files}
+    stats = {f: (s.st_size, s.st_mtime_ns) for f in files for s in [os.stat(f)]}
     fresh = old[old.path.isin(stats.keys())]
-    fresh = fresh[np.array([(stats[p].st_size, stats[p].st_mtime_ns) == (s, m) for p, s, m in zip(fresh.path, fresh['size'], fresh.mtime)], bool)]
+    fresh = fresh[np.array([stats[p] == (s, m) for p, s, m in zip(fresh.path, fresh['size'], fresh.mtime)], bool)]
     todo = sorted(set(files) - set(fresh.path))
     size = max(1, min(256, -(-len(todo) // (4 * workers))))       # at least four chunks a worker, at most 256 files each
     chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
-    rows = []
+    parts = []                                                   # a table a chunk: no row of dicts kept for long
     if chunks and workers == 1:                                  # one study, say: no process pool to start
-        for c in (progress_bar(chunks, leave=False) if progress else chunks): rows += _read_headers(c)
+        parts = [_read_headers(c) for c in (progress_bar(chunks, leave=False) if progress else chunks)]
     elif chunks:
         with ProcessPoolExecutor(workers) as pool:
             done = pool.map(_read_headers, chunks)
-            for part in (progress_bar(done, total=len(chunks), leave=False) if progress else done): rows += part
-    df = pd.concat([fresh, pd.DataFrame(rows)], ignore_index=True) if rows else fresh.reset_index(drop=True)
+            parts = list(progress_bar(done, total=len(chunks), leave=False) if progress else done)
+    new = pd.concat(parts, ignore_index=True).infer_objects() if parts else None   # the columns' types as one table of all rows
+    df = pd.concat([fresh, new], ignore_index=True) if parts else fresh.reset_index(drop=True)
     df['error'] = (df.error if 'error' in df else pd.Series(np.nan, df.index)).astype(object)
     df = df.sort_values('path', ignore_index=True)
     if cache:

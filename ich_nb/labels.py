@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_labels.ipynb #c44e4dc1
 from __future__ import annotations
-import warnings
+import csv, warnings
 from pathlib import Path
 
 import numpy as np
@@ -29,31 +29,45 @@ RSNA_ORDER = ['epidural', 'intraparenchymal', 'intraventricular', 'subarachnoid'
 
 def read_rsna_labels(path) -> pd.DataFrame:
     "Slice labels from RSNA's `stage_2_train.csv`: one row per `sop_uid`, columns `CLASSES`, duplicates dropped."
-    path = Path(path)
-    try: df = pd.read_csv(path, dtype={'ID': str, 'Label': str})
-    except (OSError, ValueError) as e:
+    path, col = Path(path), {c: i for i, c in enumerate(CLASSES)}
+    row_of, values = {}, bytearray()                  # sop_uid -> its row of six bytes in `values`, 2 until read
+    n_bad, first_bad, n_dup, clash = 0, None, 0, set()
+    try:
+        with open(path, newline='', encoding='utf-8-sig') as f:       # a byte-order mark is not part of 'ID'
+            lines = csv.reader(f)
+            header = next((r for r in lines if r), None)
+            if header is None: raise ValueError("the file is empty")
+            if header != ['ID', 'Label']:
+                raise DatasetError(f"{path}: columns are {header}, expected ['ID', 'Label'] (RSNA stage_2_train.csv).")
+            for r in lines:
+                if not r: continue
+                if len(r) > 2: raise ValueError(f"expected 2 fields in line {lines.line_num}, saw {len(r)}")
+                uid, label = r[0], (r[1] if len(r) == 2 else '')
+                sop, sep, cls = uid.rpartition('_')
+                if not sep or cls not in col or label not in ('0', '1'):
+                    n_bad, first_bad = n_bad + 1, first_bad or (lines.line_num, uid, label)
+                    continue
+                i = row_of.setdefault(sop, len(row_of))
+                if 6 * i == len(values): values += b'\2' * 6
+                k, v = 6 * i + col[cls], label == '1'
+                if values[k] == 2: values[k] = v
+                elif values[k] == v: n_dup += 1
+                else: clash.add(sop)
+    except (OSError, ValueError, csv.Error) as e:
         raise DatasetError(f"{path}: cannot be read as RSNA labels ({e}). Expected columns ID,Label "
                            "as in Kaggle's stage_2_train.csv.") from None
-    if list(df.columns) != ['ID', 'Label']:
-        raise DatasetError(f"{path}: columns are {list(df.columns)}, expected ['ID', 'Label'] (RSNA stage_2_train.csv).")
-    parts = df.ID.str.rsplit('_', n=1, expand=True).reindex(columns=[0, 1])
-    bad = ~parts[1].isin(CLASSES) | ~df.Label.isin(['0', '1'])
-    if bad.any():
-        raise DatasetError(f"{path}: {bad.sum()} rows are not 'ID_<image>_<class>,<0 or 1>', e.g. line {bad.idxmax() + 2}: "
-                           f"{df.ID[bad.idxmax()]},{df.Label[bad.idxmax()]}.")
-    df = pd.DataFrame({'sop_uid': parts[0], 'cls': parts[1], 'label': df.Label.astype(int)})
-    n_dup = df.duplicated().sum()
-    df = df.drop_duplicates()
-    clash = df.duplicated(['sop_uid', 'cls'], keep=False)
-    if clash.any():
-        raise DatasetError(f"{path}: {df.sop_uid[clash].nunique()} images have rows that disagree, e.g. "
-                           f"{df.sop_uid[clash].iloc[0]}. Fix the file or take them out.")
+    if n_bad:
+        raise DatasetError(f"{path}: {n_bad} rows are not 'ID_<image>_<class>,<0 or 1>', e.g. line {first_bad[0]}: "
+                           f"{first_bad[1]},{first_bad[2]}.")
+    if clash:
+        raise DatasetError(f"{path}: {len(clash)} images have rows that disagree, e.g. "
+                           f"{min(clash, key=row_of.get)}. Fix the file or take them out.")
     if n_dup: warnings.warn(f"{path}: dropped {n_dup} duplicated rows")
-    wide = df.pivot(index='sop_uid', columns='cls', values='label')
-    if wide.isna().any().any():
-        miss = wide.index[wide.isna().any(axis=1)]
-        raise DatasetError(f"{path}: {len(miss)} images lack some of the six classes, e.g. {miss[0]}.")
-    return wide[list(CLASSES)].astype(np.int8).rename_axis(columns=None)
+    sops = sorted(row_of)
+    table = np.frombuffer(values, np.uint8).reshape(-1, 6)[[row_of[s] for s in sops]]
+    if (miss := np.flatnonzero(table.max(axis=1) == 2)).size:
+        raise DatasetError(f"{path}: {miss.size} images lack some of the six classes, e.g. {sops[miss[0]]}.")
+    return pd.DataFrame(table.astype(np.int8), index=pd.Index(sops, name='sop_uid'), columns=list(CLASSES))
 
 def write_rsna_labels(labels:pd.DataFrame, path, duplicates:int=0, seed:int=0):
     "Write slice `labels` (index `sop_uid`, columns `CLASSES`) as RSNA's csv, with `duplicates` rows repeated."

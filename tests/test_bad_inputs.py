@@ -11,7 +11,7 @@ from pydicom.uid import JPEG2000Lossless, generate_uid
 
 from ich_nb.data import build_cache, index_cq500, index_rsna, scan_headers, slice_table
 from ich_nb.dicom import DicomError, MAX_HU, ct_dataset, hounsfield, read_dicom, read_series
-from ich_nb.labels import CQ500_COLUMNS, DatasetError, read_cq500_reads, read_rsna_labels
+from ich_nb.labels import CLASSES, CQ500_COLUMNS, DatasetError, read_cq500_reads, read_rsna_labels
 from ich_nb.phantom import make_phantom
 from ich_nb.windowing import slice_concat
 
@@ -188,6 +188,8 @@ LABEL_CASES = {  # case: (csv lines after the header, header, the DatasetError's
     'missing rows':          (RSNA_ROWS[:-1], 'ID,Label', 'images lack some of the six classes, e.g. ID_b'),
     'duplicated rows':       (RSNA_ROWS + RSNA_ROWS[:2], 'ID,Label', None),
     'duplicates that disagree': (RSNA_ROWS + ['ID_b_subdural,0'], 'ID,Label', 'images have rows that disagree, e.g. ID_b'),
+    'a third field':         (RSNA_ROWS[:5] + ['ID_a_any,0,1'] + RSNA_ROWS[6:], 'ID,Label', 'expected 2 fields in line 7, saw 3'),
+    'not UTF-8':             (RSNA_ROWS + ['ID_\xe9_any,0'], 'ID,Label', "cannot be read as RSNA labels ('utf-8' codec"),
 }
 
 
@@ -195,13 +197,25 @@ LABEL_CASES = {  # case: (csv lines after the header, header, the DatasetError's
 def test_rsna_label_case(case, tmp_path):
     rows, header, says = LABEL_CASES[case]
     path = tmp_path / 'stage_2_train.csv'
-    path.write_text('\n'.join([header] + rows) + '\n')
+    path.write_bytes(('\n'.join([header] + rows) + '\n').encode('latin-1'))
     if says:
         with pytest.raises(DatasetError, match=re.escape(says)) as e: read_rsna_labels(path)
         assert str(path) in str(e.value)
     else:
         with pytest.warns(UserWarning, match='dropped 2 duplicated rows'):
             assert read_rsna_labels(path).to_dict('index')['ID_b']['any'] == 1
+
+
+def test_rsna_labels_as_spreadsheets_save_them(tmp_path):
+    "A byte-order mark, Windows line ends, quotes and blank lines read as the plain file; a header alone is an empty table."
+    plain, saved = tmp_path / 'plain.csv', tmp_path / 'saved.csv'
+    plain.write_text('ID,Label\n' + '\n'.join(RSNA_ROWS) + '\n')
+    saved.write_bytes(('\ufeffID,Label\r\n\r\n' + ''.join(f'"{r.split(",")[0]}","{r.split(",")[1]}"\r\n' for r in RSNA_ROWS)).encode('utf-8'))
+    pd.testing.assert_frame_equal(read_rsna_labels(saved), read_rsna_labels(plain))
+    assert read_rsna_labels(plain).loc['ID_b'].tolist() == [1] * 6
+    (tmp_path / 'header.csv').write_text('ID,Label\n')
+    empty = read_rsna_labels(tmp_path / 'header.csv')
+    assert empty.empty and list(empty.columns) == list(CLASSES) and empty.index.name == 'sop_uid'
 
 
 def test_labels_and_images_that_do_not_match(tmp_path):
