@@ -230,7 +230,8 @@ class BlankSlices(torch.utils.data.Dataset):
 def handoff_rate(matrix, bs, workers, dev, batches):
     "Images/s of batches of blank items from `workers` processes to `dev`: what moving batches costs, without making items."
     dl = torch.utils.data.DataLoader(BlankSlices(matrix), batch_size=bs, num_workers=workers)
-    it = iter(dl); next(it)
+    it, batches = iter(dl), max(batches, 8 * workers)   # as in loader_rate: past what the workers made ahead, long enough
+    for _ in range(2 * workers + 1): next(it)
     sync(dev); t = time.perf_counter()
     for _ in range(batches): next(it).to(dev)
     sync(dev)
