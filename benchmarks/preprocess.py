@@ -65,7 +65,7 @@ PEAK = textwrap.dedent('''
 ''')
 
 
-def main(studies, size, cache_size, peak=None):
+def main(studies, size, cache_size, peak):
     warnings.simplefilter('ignore')
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.machine()}; "
           f"{studies} phantom studies at 512 px, images at {size} px")
@@ -135,7 +135,7 @@ def main(studies, size, cache_size, peak=None):
             print(f"loading   slc batches of 32 at {size} px from {cache_size} px, augmented and resized on the CPU, "
                   f"num_workers={nw}: {r:7.1f} images/s")
 
-        peak_memory(tmp, peak or (studies // 2, studies), cache_size)
+        peak_memory(tmp, peak, cache_size)
     finally:
         shutil.rmtree(tmp)
 
@@ -160,8 +160,9 @@ if __name__ == '__main__':
     p.add_argument('--peak-only', action='store_true', help='only the peak memory')
     p.add_argument('--peak-matrix', type=int, default=512, help="the phantom's matrix for --peak-only (headers weigh the same at any)")
     a = p.parse_args()
+    a.peak = a.peak or (a.studies // 2, a.studies)
     if a.peak_only:
         tmp = Path(tempfile.mkdtemp())
-        try: peak_memory(tmp, a.peak or (a.studies // 2, a.studies), a.cache_size, a.peak_matrix)
+        try: peak_memory(tmp, a.peak, a.cache_size, a.peak_matrix)
         finally: shutil.rmtree(tmp)
     else: main(a.studies, a.size, a.cache_size, a.peak)
