@@ -9,7 +9,9 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
    bf16 + channels-last, and bf16 + channels-last + torch.compile (inference, then training while
    the budget lasts). fp32 convolutions use PyTorch's default (TF32 in cuDNN). For inference also
    with each batch norm folded into the convolution before it ('-fold', eager and compiled), which
-   leaves a network with the same outputs (checked) and one pass less over each activation.
+   leaves a network with the same outputs (checked) and one pass less over each activation; and
+   bf16 + channels-last with cuDNN's heuristic choice of algorithms ('-heur', as the package ran
+   before `cnn_learner` turned on `cudnn.benchmark`; every other setting times them).
    (`--variants` picks.)
    Then a profile of three bf16 + channels-last training steps: the costliest operators (kernels.txt).
 2. The loader: a 512 px phantom cached at 512 px (`build_cache`, all cores), fastai DataLoaders at
@@ -351,11 +353,13 @@ def main(a):
         for v in a.variants:
             if v.endswith('compile') and left(a.budget) < 150: cnn[v] = 'skipped (budget)'; continue
             t = time.perf_counter()
+            torch.backends.cudnn.benchmark = dev.type == 'cuda' and not v.endswith('-heur')
             for k in (1, 2):                                  # out of memory: once more at half the batch
                 try: cnn[v] = cnn_rates(a.arch, a.size, a.batch // k, a.ibatch // k, v, a.steps, dev, train=not v.endswith('compile')); break
                 except torch.OutOfMemoryError: cnn[v] = f'out of memory at batch {a.batch // k}'; torch.cuda.empty_cache()
             if k == 2 and isinstance(cnn[v], dict): cnn[v]['batch'] = a.batch // 2
             print(f"cnn {v:16s} {cnn[v]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
+        torch.backends.cudnn.benchmark = dev.type == 'cuda'
 
         if a.kernels:
             print(kernel_table(a.arch, a.size, a.batch, dev, out), flush=True)
@@ -439,8 +443,8 @@ if __name__ == '__main__':
     p.add_argument('--predict-repeat', type=int, default=16, help="predict_slices over the cached slices this many times")
     p.add_argument('--loader-batches', type=int, default=40); p.add_argument('--fit-batches', type=int, default=100)
     p.add_argument('--variants', nargs='+', default=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-fold', 'bf16-cl-compile'],
-                   choices=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-fold', 'bf16-cl-compile', 'bf16-cl-fold-compile'],
-                   help="the CNN settings to measure ('-fold': batch norm folded into the convolutions, inference only)")
+                   choices=['fp32', 'bf16', 'bf16-cl', 'bf16-cl-heur', 'bf16-cl-fold', 'bf16-cl-compile', 'bf16-cl-fold-compile'],
+                   help="the CNN settings to measure ('-fold': batch norm folded into the convolutions, inference only; '-heur': cuDNN not timing its algorithms)")
     p.add_argument('--no-kernels', dest='kernels', action='store_false', help='skip the profile of a training step')
     p.add_argument('--no-predict', dest='predict', action='store_false', help='skip predict_studies end to end')
     a = p.parse_args()
