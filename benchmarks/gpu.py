@@ -282,7 +282,7 @@ def predict_slices_rate(slices, cache, arch, size, bs, workers, dev):
     "Slices/s of the package's `predict_slices` (the loader, bf16 + channels-last, embeddings and probabilities back)."
     from ich_nb.cnn import cnn_learner, predict_slices, slice_dls
     dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
-    learn = cnn_learner(dls, arch); learn.model.to(dev)
+    learn = cnn_learner(dls, arch)                                        # untrained: predict_slices moves it to the device itself
     predict_slices(learn, slices.iloc[:bs], cache, 'slc', bs=bs)            # cuDNN plans
     sync(dev); t = time.perf_counter()
     probs, _ = predict_slices(learn, slices, cache, 'slc', bs=bs)

@@ -219,11 +219,13 @@ def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:
     "Probabilities (n, 6) and embeddings (n, features) of every slice in `slices`, in order, without augmentation."
     dl = learn.dls.test_dl(slices.reset_index(drop=True), bs=bs)
     dl.get_x = CachedImage(cache, pipeline, fmt)
+    gpu = dl.device is not None and dl.device.type == 'cuda'
     model = learn.model.eval()
+    if gpu: model.to(dl.device, memory_format=torch.channels_last)   # as training leaves it (a resumed run may have trained nothing)
     probs, embs = [], []
-    ctx = torch.autocast('cuda', dtype=torch.bfloat16) if torch.cuda.is_available() else contextlib.nullcontext()
+    ctx = torch.autocast('cuda', dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
     for (xb,) in dl:
-        if xb.is_cuda: xb = xb.contiguous(memory_format=torch.channels_last)
+        if gpu: xb = xb.contiguous(memory_format=torch.channels_last)
         with ctx:
             e = embed(model, xb)                                     # one pass: the logits are the last layer of the embedding
             probs.append(torch.sigmoid(model.get_classifier()(e).float()).cpu())
