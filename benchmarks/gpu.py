@@ -23,7 +23,8 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
    (the cost of moving batches alone); a profile of the main process while it loads
    (loader_profile.txt).
 3. The package's training loop (`cnn_learner` + `fit`: bf16, channels-last, PyTorch's fused Adam) on
-   that cache, timed in the steady part of one long epoch, and again with fastai's Adam; then
+   that cache, timed in the steady part of one long epoch, and again with fastai's Adam, and with
+   fastai's smoothed loss kept on the GPU (fastai's own waits for the GPU after every batch); then
    `predict_slices` on the same cache; a checkpointed run resumed on the device, with each Adam.
 4. The RNN head (CNNens-RNN: 2 x 2048 features, hidden 2048) on 40-slice studies.
 5. `predict_studies` end to end on phantom studies (DICOM files in, CNNens-RNN probabilities out),
@@ -39,6 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 from fastai.callback.core import Callback
+from fastai.learner import AvgSmoothLoss
 
 from ich_nb.cnn import WeightedBCE, cnn_model
 
@@ -253,11 +255,20 @@ def loader_profile(slices, cache, size, bs, workers, dev, batches, out):
     (out / 'loader_profile.txt').write_text(buf.getvalue())
 
 
-def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True):
+class DeviceSmoothLoss(AvgSmoothLoss):
+    "fastai's smoothed training loss, kept on the loss's device: fastai's copies each batch's loss to the CPU, which waits for the GPU."
+    def accumulate(self, learn):
+        self.count += 1
+        loss = learn.loss.detach().mean()
+        self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
+
+
+def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True, wait=True):
     "Images/s of the package's own training loop (`cnn_learner` + `fit`), one epoch of about `batches` batches: steady, and whole."
     from ich_nb.cnn import cnn_learner, slice_dls
     dls = slice_dls(one_epoch(slices, batches, bs), cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
     learn = cnn_learner(dls, arch, fused=fused)
+    if not wait: learn.recorder.smooth_loss = DeviceSmoothLoss()
     rate = SteadyRate(skip=min(10, len(dls.train) // 2))
     with learn.no_logging(), learn.no_bar():
         sync(dev); t = time.perf_counter(); learn.fit(1, 5e-5, cbs=rate); sync(dev)
@@ -385,11 +396,11 @@ def main(a):
             print(f"blank batches from {w:2d} workers to the device: {hand[w]:.0f} images/s", flush=True); save()
         loader_profile(slices, tmp / 'cache', a.size, a.batch, a.workers // 2, dev, a.loader_batches, out)
 
-        for key, fused in (('fit', True), ('fit_fastai_adam', False)):
+        for key, fused, wait in (('fit', True, True), ('fit_fastai_adam', False, True), ('fit_no_wait', True, False)):
             t = time.perf_counter()
-            RESULTS[key] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers // 2, dev, a.fit_batches, fused=fused)
-            print(f"{key} (cnn_learner, bf16 + channels-last, {a.workers // 2} workers, {'fused' if fused else 'fastai'} Adam): "
-                  f"{RESULTS[key]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
+            RESULTS[key] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers // 2, dev, a.fit_batches, fused, wait)
+            print(f"{key} (cnn_learner, bf16 + channels-last, {a.workers // 2} workers, {'fused' if fused else 'fastai'} Adam"
+                  f"{'' if wait else ', the smoothed loss kept on the GPU'}): {RESULTS[key]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
 
         t = time.perf_counter()
         RESULTS['predict_slices'] = predict_slices_rate(pd.concat([slices] * a.predict_repeat, ignore_index=True), tmp / 'cache', a.arch, a.size,
@@ -425,7 +436,7 @@ def main(a):
         else: print(f"  {v:16s} {r}")
     print(f"  loader (images/s by workers): {', '.join(f'{w}: {r:.0f}' for w, r in load.items())}")
     print(f"  a new epoch's first batch (s by workers): {', '.join(f'{w}: {r:.2f}' for w, r in start.items())}")
-    for k in ('fit', 'fit_fastai_adam', 'predict_slices', 'predict'): print(f"  {k}: {RESULTS.get(k)}")
+    for k in ('fit', 'fit_fastai_adam', 'fit_no_wait', 'predict_slices', 'predict'): print(f"  {k}: {RESULTS.get(k)}")
     print(f"  total {time.perf_counter() - T0:.0f} s")
 
 
