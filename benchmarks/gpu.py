@@ -28,7 +28,8 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
    `predict_slices` on the same cache; a checkpointed run resumed on the device, with each Adam.
 4. The RNN head (CNNens-RNN: 2 x 2048 features, hidden 2048) on 40-slice studies.
 5. `predict_studies` end to end on phantom studies (DICOM files in, CNNens-RNN probabilities out),
-   its slices decoded in one process and by worker processes.
+   its slices decoded in one process and by worker processes; loading the models is timed apart
+   (a call with no study), as it is paid once per call, not per study.
 Prints a table at the end and writes gpu.json into --out. The paper: 0.0205 s per slice at inference
 (49 slices/s), about 50 h per model on four P100s.
 """
@@ -317,7 +318,7 @@ def rnn_rates(n_emb, hidden, studies, n_slices, dev, steps):
 
 
 def predict_rate(tmp, arch, size, matrix, hidden, studies, dev, workers):
-    "Seconds per study of `predict_studies` (CNNens-RNN, random weights) on phantom studies in CQ500's layout."
+    "Seconds per study of `predict_studies` (CNNens-RNN, random weights) on phantom studies in CQ500's layout, and to load the models."
     from ich_nb.cnn import cnn_model
     from ich_nb.files import write_json
     from ich_nb.labels import CLASSES
@@ -336,14 +337,17 @@ def predict_rate(tmp, arch, size, matrix, hidden, studies, dev, workers):
     head = SliceRNN(sum(m.num_features for m in nets.values()), hidden)
     torch.save(dict(model=head.state_dict()), rd / 'models' / 'rnn_CNNens_RNN_epoch0.pth')
     write_json({'CNNens-RNN': {c: {'youden': 0.5} for c in CLASSES}}, rd / 'thresholds.json')
-    predict_studies(rd, study_dirs[:1], device=dev)                     # warm-up: weights to the GPU, cuDNN plans
+    predict_studies(rd, study_dirs[:1], device=dev)                     # warm-up: cuDNN plans
     out = {}
     for w in (1, workers):                                                # slices decoded in this process, then by workers
-        sync(dev); t = time.perf_counter()
-        res = predict_studies(rd, study_dirs, device=dev, workers=w)
-        sync(dev); dt = time.perf_counter() - t
+        secs = []
+        for dirs in ([], study_dirs):                                     # no study (loading the models alone), then all
+            sync(dev); t = time.perf_counter()
+            res = predict_studies(rd, dirs, device=dev, workers=w)
+            sync(dev); secs.append(time.perf_counter() - t)
         assert (res.error == '').all() and res.p_any.between(0, 1).all(), res
-        out[f'{w} workers'] = dict(s_per_study=dt / len(res), slices_per_s=res.n_slices.sum() / dt)
+        dt = secs[1] - secs[0]
+        out[f'{w} workers'] = dict(s_per_study=dt / len(res), slices_per_s=res.n_slices.sum() / dt, load_s=secs[0], whole_call_s=secs[1])
     return dict(studies=len(res), slices=int(res.n_slices.sum()), **out)
 
 
