@@ -58,8 +58,8 @@ def _read_header(path) -> dict:
 
 def _read_headers(paths:list) -> pd.DataFrame: return pd.DataFrame([_read_header(p) for p in paths])
 
-def scan_headers(files, cache=None, workers:int=2, progress:bool=True) -> pd.DataFrame:
-    "Headers of `files`, one row each (unreadable files: an `error`), read in parallel and kept in the csv `cache`."
+def scan_headers(files, cache=None, workers:int=2, progress:bool=True, pool=None) -> pd.DataFrame:
+    "Headers of `files`, one row each (unreadable files: an `error`), read in parallel (in `pool` if given) and kept in the csv `cache`."
     files = [str(f) for f in files]
     old = pd.read_csv(cache, dtype={'sop_uid': str, 'study_id': str, 'series_id': str, 'patient_id': str}) \
         if cache and Path(cache).exists() else pd.DataFrame(columns=['path', 'size', 'mtime'])
@@ -70,11 +70,11 @@ def scan_headers(files, cache=None, workers:int=2, progress:bool=True) -> pd.Dat
     size = max(1, min(256, -(-len(todo) // (4 * workers))))       # at least four chunks a worker, at most 256 files each
     chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
     parts = []                                                   # a table a chunk: no row of dicts kept for long
-    if chunks and workers == 1:                                  # one study, say: no process pool to start
+    if chunks and workers == 1 and pool is None:                 # one study, say: no process pool to start
         parts = [_read_headers(c) for c in (progress_bar(chunks, leave=False) if progress else chunks)]
     elif chunks:
-        with ProcessPoolExecutor(workers) as pool:
-            done = pool.map(_read_headers, chunks)
+        with contextlib.nullcontext(pool) if pool else ProcessPoolExecutor(workers) as ex:
+            done = ex.map(_read_headers, chunks)
             parts = list(progress_bar(done, total=len(chunks), leave=False) if progress else done)
     new = pd.concat(parts, ignore_index=True).infer_objects() if parts else None   # the columns' types as one table of all rows
     df = pd.concat([fresh, new], ignore_index=True) if parts else fresh.reset_index(drop=True)

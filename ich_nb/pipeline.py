@@ -6,7 +6,6 @@
 from __future__ import annotations
 import contextlib, hashlib, json, os, shutil, sys, time
 from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -304,19 +303,18 @@ def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, wo
     bf16 = torch.autocast('cuda', dtype=torch.bfloat16) if device.type == 'cuda' else contextlib.nullcontext()
     rows = []
     with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        read = partial(pool.map, chunksize=4) if pool else map
         for d in map(Path, study_dirs):
-            rows.append(_predict_study(d, cnns, head, p, thresholds, read, device, fmt, bf16))
+            rows.append(_predict_study(d, cnns, head, p, thresholds, pool, workers, device, fmt, bf16))
     return pd.DataFrame(rows)
 
-def _predict_study(d:Path, cnns, head, p, thresholds, read, device, fmt, bf16) -> dict:
-    "`predict_studies`'s row for study folder `d`, its slices read with `read` (a map)."
+def _predict_study(d:Path, cnns, head, p, thresholds, pool, workers, device, fmt, bf16) -> dict:
+    "`predict_studies`'s row for study folder `d`, its headers and slices read by `pool`'s `workers` (None, 1: in this process)."
     import torch
     from ich_nb.cnn import embed, model_inputs
     from ich_nb.data import choose_series, scan_headers, series_entry, series_inputs, slice_table
     if not d.is_dir(): return dict(study_dir=str(d), error='not a folder')
     files = sorted(f for f in d.rglob('*') if f.is_file() and f.suffix.lower() in ('.dcm', ''))
-    headers = scan_headers(files, workers=1, progress=False) if files else None
+    headers = scan_headers(files, workers=workers, progress=False, pool=pool) if files else None
     if headers is None or headers.error.notna().all(): return dict(study_dir=str(d), error='no readable DICOM files')
     sl = slice_table(headers)
     series = sl.groupby('series_id').agg(description=('description', 'first'), kernel=('kernel', 'first'),
@@ -326,7 +324,7 @@ def _predict_study(d:Path, cnns, head, p, thresholds, read, device, fmt, bf16) -
     chosen = choose_series(series)
     one = sl[sl.series_id == chosen.series_id].sort_values('slice_idx')
     row = dict(study_dir=str(d), study_id=one.study_id.iloc[0], series=chosen.description, n_slices=len(one), error='')
-    hu, errors = zip(*read(_slice_hu, one.path))
+    hu, errors = zip(*(pool.map(_slice_hu, one.path, chunksize=4) if pool else map(_slice_hu, one.path)))
     if any(errors): return row | dict(error=next(e for e in errors if e))
     entry = series_entry(np.stack(hu), p['image']['cache_size'])       # inputs made as in training: cache size, then the device's resize
     probs, embs = [], []

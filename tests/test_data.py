@@ -65,6 +65,22 @@ def test_header_cache_rereads_only_changed_files(rsna, tmp_path):
     assert again.set_index('path').loc[str(files[0]), 'description'] == first.set_index('path').loc[str(files[0]), 'description']
 
 
+def test_headers_read_in_a_given_pool_are_the_same(rsna, tmp_path):
+    from concurrent.futures import ProcessPoolExecutor
+    files = sorted((rsna / 'stage_2_train').glob('*.dcm'))[:40]
+    (tmp_path / 'broken.dcm').write_bytes(b'not dicom at all')
+    files.append(tmp_path / 'broken.dcm')
+
+    class Counted(ProcessPoolExecutor):
+        maps = 0
+        def map(self, *args, **kw): Counted.maps += 1; return super().map(*args, **kw)
+    with Counted(2) as pool:
+        pooled = scan_headers(files, workers=2, progress=False, pool=pool)
+        assert Counted.maps == 1 and pool.submit(int, 3).result() == 3       # used, and left open for its owner
+    pd.testing.assert_frame_equal(pooled, scan_headers(files, workers=1, progress=False))
+    assert pooled.error.notna().sum() == 1
+
+
 def test_unreadable_files_are_skipped_and_counted(rsna, tmp_path):
     root = tmp_path / 'copy'
     shutil.copytree(rsna, root)
