@@ -24,7 +24,10 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
    (loader_profile.txt).
 3. The package's training loop (`cnn_learner` + `fit`: bf16, channels-last, PyTorch's fused Adam) on
    that cache, timed in the steady part of one long epoch, and again with fastai's Adam, and with
-   fastai's smoothed loss kept on the GPU (fastai's own waits for the GPU after every batch); then
+   fewer waits for the GPU (fastai's smoothed loss copies each batch's loss to the CPU, and its
+   loader copies each batch to the GPU with non_blocking=False: both wait for all queued work; here
+   the loss stays on the GPU and batches are pinned and copied without waiting); before those,
+   where the loop waits (CUDA's sync debug mode, calls per line); then
    `predict_slices` on the same cache; a checkpointed run resumed on the device, with each Adam.
 4. The RNN head (CNNens-RNN: 2 x 2048 features, hidden 2048) on 40-slice studies.
 5. `predict_studies` end to end on phantom studies (DICOM files in, CNNens-RNN probabilities out),
@@ -33,7 +36,7 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
 Prints a table at the end and writes gpu.json into --out. The paper: 0.0205 s per slice at inference
 (49 slices/s), about 50 h per model on four P100s.
 """
-import argparse, json, os, platform, shutil, sys, tempfile, time, warnings
+import argparse, contextlib, json, os, platform, shutil, sys, tempfile, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -264,16 +267,46 @@ class DeviceSmoothLoss(AvgSmoothLoss):
         self.val = torch.lerp(loss, self.val.to(loss.device), self.beta)
 
 
-def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True, wait=True):
-    "Images/s of the package's own training loop (`cnn_learner` + `fit`), one epoch of about `batches` batches: steady, and whole."
+@contextlib.contextmanager
+def no_wait(learn):
+    "fastai's loop with fewer waits for the GPU: the smoothed loss kept there, batches pinned and copied without waiting."
+    import fastai.data.load
+    learn.recorder.smooth_loss = DeviceSmoothLoss()
+    for dl in learn.dls.loaders: dl.pin_memory = dl.fake_l.pin_memory = True
+    copy = fastai.data.load.to_device                                   # fastai copies each batch with non_blocking=False,
+    fastai.data.load.to_device = partial(copy, non_blocking=True)       # which waits for everything queued on the GPU
+    try: yield
+    finally: fastai.data.load.to_device = copy
+
+
+def fit_learner(slices, cache, arch, size, bs, workers, dev, batches, fused=True):
     from ich_nb.cnn import cnn_learner, slice_dls
     dls = slice_dls(one_epoch(slices, batches, bs), cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
-    learn = cnn_learner(dls, arch, fused=fused)
-    if not wait: learn.recorder.smooth_loss = DeviceSmoothLoss()
-    rate = SteadyRate(skip=min(10, len(dls.train) // 2))
-    with learn.no_logging(), learn.no_bar():
+    return cnn_learner(dls, arch, fused=fused)
+
+
+def fit_rate(slices, cache, arch, size, bs, workers, dev, batches, fused=True, wait=True):
+    "Images/s of the package's own training loop (`cnn_learner` + `fit`), one epoch of about `batches` batches: steady, and whole."
+    learn = fit_learner(slices, cache, arch, size, bs, workers, dev, batches, fused)
+    rate = SteadyRate(skip=min(10, len(learn.dls.train) // 2))
+    with learn.no_logging(), learn.no_bar(), contextlib.nullcontext() if wait else no_wait(learn):
         sync(dev); t = time.perf_counter(); learn.fit(1, 5e-5, cbs=rate); sync(dev)
-    return dict(steady=rate.rate, whole=len(dls.train) * bs / (time.perf_counter() - t), batches=len(dls.train))
+    return dict(steady=rate.rate, whole=len(learn.dls.train) * bs / (time.perf_counter() - t), batches=len(learn.dls.train))
+
+
+def sync_points(slices, cache, arch, size, bs, workers, dev, batches, wait=True):
+    "Where the package's loop waits for the GPU: synchronising calls per training batch by the line making them (CUDA's sync debug mode)."
+    from collections import Counter
+    learn = fit_learner(slices, cache, arch, size, bs, workers, dev, batches)
+    with learn.no_logging(), learn.no_bar(), contextlib.nullcontext() if wait else no_wait(learn), \
+         warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        if dev.type == 'cuda': torch.cuda.set_sync_debug_mode('warn')
+        try: learn.fit(1, 5e-5)
+        finally:
+            if dev.type == 'cuda': torch.cuda.set_sync_debug_mode(0)
+    hits = Counter(f"{Path(w.filename).parent.name}/{Path(w.filename).name}:{w.lineno}" for w in caught if 'synchroniz' in str(w.message))
+    return dict(train_batches=len(learn.dls.train), valid_batches=len(learn.dls.valid), **dict(hits.most_common(10)))
 
 
 def resume_check(slices, cache, dev, folder):
@@ -400,11 +433,15 @@ def main(a):
             print(f"blank batches from {w:2d} workers to the device: {hand[w]:.0f} images/s", flush=True); save()
         loader_profile(slices, tmp / 'cache', a.size, a.batch, a.workers // 2, dev, a.loader_batches, out)
 
+        for wait in (True, False):
+            key = 'syncs' if wait else 'syncs_no_wait'
+            RESULTS[key] = sync_points(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers // 2, dev, 12, wait)
+            print(f"calls that wait for the GPU in the package's loop{'' if wait else ', fewer waits'}: {RESULTS[key]}", flush=True); save()
         for key, fused, wait in (('fit', True, True), ('fit_fastai_adam', False, True), ('fit_no_wait', True, False)):
             t = time.perf_counter()
             RESULTS[key] = fit_rate(slices, tmp / 'cache', a.arch, a.size, a.batch, a.workers // 2, dev, a.fit_batches, fused, wait)
             print(f"{key} (cnn_learner, bf16 + channels-last, {a.workers // 2} workers, {'fused' if fused else 'fastai'} Adam"
-                  f"{'' if wait else ', the smoothed loss kept on the GPU'}): {RESULTS[key]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
+                  f"{'' if wait else ', fewer waits for the GPU'}): {RESULTS[key]}  ({time.perf_counter() - t:.0f} s)", flush=True); save()
 
         t = time.perf_counter()
         RESULTS['predict_slices'] = predict_slices_rate(pd.concat([slices] * a.predict_repeat, ignore_index=True), tmp / 'cache', a.arch, a.size,
