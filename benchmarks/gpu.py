@@ -280,6 +280,7 @@ def no_wait(learn):
 
 
 def fit_learner(slices, cache, arch, size, bs, workers, dev, batches, fused=True):
+    "The package's learner (`cnn_learner`) on slc batches from `cache`, one epoch of about `batches` batches."
     from ich_nb.cnn import cnn_learner, slice_dls
     dls = slice_dls(one_epoch(slices, batches, bs), cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size)
     return cnn_learner(dls, arch, fused=fused)

@@ -118,7 +118,7 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     out = pd.read_csv(tmp_path / 'pred.csv')
     assert len(out) == len(dirs) and out.error.fillna('').tolist()[1] == 'not a folder'
     assert out.error.iloc[-1].startswith(str(broken)) and 'pixel data cannot be decoded' in out.error.iloc[-1] and pd.isna(out.p_any.iloc[-1])
-    alone = predict_studies(run, [study], workers=1)                         # the CLI decoded with two worker processes; one process agrees
+    alone = predict_studies(run, [study], workers=1)                         # the CLI read and decoded with two worker processes; one process agrees
     assert np.allclose(alone[[f'p_{c}' for c in CLASSES]].to_numpy(float), out.loc[:0, [f'p_{c}' for c in CLASSES]].to_numpy(float))
     ours = out.iloc[0]
     theirs = preds[(preds.model == 'CNNens-RNN') & (preds.study_id == ours.study_id)].iloc[0]
