@@ -8,8 +8,9 @@ that feeds it, the package's own training loop, the RNN head, and DICOM-to-proba
    images/s (Adam, the package's weighted BCE) and inference slices/s for fp32 eager, bf16 autocast,
    bf16 + channels-last, and bf16 + channels-last + torch.compile (inference, then training while
    the budget lasts). fp32 convolutions use PyTorch's default (TF32 in cuDNN). For inference also
-   with each batch norm folded into the convolution before it ('-fold', eager and compiled), which
-   leaves a network with the same outputs (checked) and one pass less over each activation; and
+   with each batch norm folded into the convolution before it ('-fold', eager and compiled; the
+   package's `fold_batchnorm`, which `predict_slices` and `predict_studies` use), which leaves a
+   network with the same outputs (checked) and one pass less over each activation; and
    bf16 + channels-last with cuDNN's heuristic choice of algorithms ('-heur', as the package ran
    before `cnn_learner` turned on `cudnn.benchmark`; every other setting times them).
    (`--variants` picks.)
@@ -46,7 +47,7 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import AvgSmoothLoss
 
-from ich_nb.cnn import WeightedBCE, cnn_model
+from ich_nb.cnn import WeightedBCE, cnn_model, fold_batchnorm
 
 T0 = time.perf_counter()
 RESULTS = {}
@@ -65,19 +66,6 @@ def timed(f, n, dev, warm=3):
     sync(dev); t = time.perf_counter()
     for _ in range(n): f()
     sync(dev); return (time.perf_counter() - t) / n
-
-
-def fold_batchnorm(model):
-    "An eval-mode `model` with each batch norm that follows a convolution folded into that convolution's weights and bias."
-    from torch.nn.utils.fusion import fuse_conv_bn_eval
-    mods, pairs = dict(model.named_modules()), []
-    for n in torch.fx.symbolic_trace(model).graph.nodes:              # the data flow, not the order of the modules
-        if n.op == 'call_module' and isinstance(mods.get(n.target), torch.nn.BatchNorm2d):
-            c = n.args[0]
-            if c.op == 'call_module' and isinstance(mods.get(c.target), torch.nn.Conv2d) and len(c.users) == 1: pairs.append((c.target, n.target))
-    for c, b in pairs:
-        model.set_submodule(c, fuse_conv_bn_eval(mods[c], mods[b])); model.set_submodule(b, torch.nn.Identity())
-    return model
 
 
 def folded_model(arch, dev):

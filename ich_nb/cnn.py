@@ -4,7 +4,8 @@
 
 # %% ../nbs/05_cnn.ipynb #40878a1b
 from __future__ import annotations
-import contextlib, os, random
+import contextlib, copy, os, random
+from collections import Counter
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from fastai.vision.all import (Adam, AffineCoordTfm, Callback, CancelFitExceptio
                                DataBlock, IntToFloatTensor, Learner, MultiCategoryBlock, Normalize, PadMode, TensorImage,
                                Transform, TransformBlock, flip_mat, imagenet_stats, rotate_mat, zoom_mat)
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .files import atomic_path, write_csv
 from .data import cached_images
@@ -30,7 +32,8 @@ from .labels import CLASSES
 __all__ = ['paper_adam', 'SLICE_KEEP', 'CachedImage', 'shift_mat', 'paper_augmentation', 'resize_batch', 'DeviceResize',
            'model_inputs', 'slice_dls', 'WeightsError', 'cnn_model', 'embed', 'WeightedBCE', 'fused_adam', 'EpochSeed',
            'EpochCheckpoint', 'CheckpointError', 'last_checkpoint', 'fit_resumable', 'ShardedDL', 'DistributedTraining',
-           'cnn_learner', 'predict_slices', 'save_slice_outputs', 'load_slice_outputs', 'study_predictions', 'ensemble']
+           'cnn_learner', 'fold_batchnorm', 'predict_slices', 'save_slice_outputs', 'load_slice_outputs',
+           'study_predictions', 'ensemble']
 
 # %% ../nbs/05_cnn.ipynb #1b9e4112
 class CachedImage:
@@ -213,6 +216,22 @@ def cnn_learner(dls, arch:str, pretrained=False, mixed_precision:bool|None=None,
         learn.to_channelslast(amp_mode='bf16')
     return learn
 
+# %% ../nbs/05_cnn.ipynb #c41e9b52
+def fold_batchnorm(model:nn.Module) -> nn.Module:
+    "An eval-mode copy of `model` with each batch norm that follows a convolution folded into it."
+    model = copy.deepcopy(model).eval()
+    try: graph = torch.fx.symbolic_trace(model).graph             # the data flow, which the order of the modules need not follow
+    except Exception: return model                                # e.g. data-dependent control flow: run unfolded
+    mods, calls = dict(model.named_modules()), Counter(n.target for n in graph.nodes if n.op == 'call_module')
+    for n in graph.nodes:
+        if n.op != 'call_module' or not isinstance(mods[n.target], nn.BatchNorm2d): continue
+        conv = n.args[0]
+        if (isinstance(conv, torch.fx.Node) and conv.op == 'call_module' and isinstance(mods[conv.target], nn.Conv2d)
+                and len(conv.users) == 1 and calls[conv.target] == calls[n.target] == 1):
+            model.set_submodule(conv.target, fuse_conv_bn_eval(mods[conv.target], mods[n.target]))
+            model.set_submodule(n.target, nn.Identity())
+    return model
+
 # %% ../nbs/05_cnn.ipynb #41165975
 @torch.no_grad()
 def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=64) -> tuple[np.ndarray, np.ndarray]:
@@ -220,8 +239,8 @@ def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:
     dl = learn.dls.test_dl(slices.reset_index(drop=True), bs=bs)
     dl.get_x = CachedImage(cache, pipeline, fmt)
     gpu = dl.device is not None and dl.device.type == 'cuda'
-    model = learn.model.eval()
-    if gpu: model.to(dl.device, memory_format=torch.channels_last)   # as training leaves it (a resumed run may have trained nothing)
+    model = fold_batchnorm(learn.model)                              # a copy: the learner keeps its batch norms
+    if gpu: model.to(dl.device, memory_format=torch.channels_last)   # as training runs (a resumed run may have trained nothing)
     probs, embs = [], []
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
     for (xb,) in dl:

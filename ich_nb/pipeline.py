@@ -285,7 +285,7 @@ def _slice_hu(path) -> tuple[np.ndarray|None, str]:
 def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, workers:int=1) -> pd.DataFrame:
     "Probabilities and operating-point calls of `model` from `run_dir` for each study folder in `study_dirs` (on the GPU if there is one)."
     import torch
-    from ich_nb.cnn import cnn_model
+    from ich_nb.cnn import cnn_model, fold_batchnorm
     from ich_nb.rnn import SliceRNN
     rd = Path(run_dir)
     if model not in PREDICTORS: raise ConfigError(f"unknown model {model!r}: use one of {', '.join(PREDICTORS)}")
@@ -295,7 +295,7 @@ def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, wo
     thresholds = json.loads(thr_file.read_text())[model]
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     fmt = torch.channels_last if device.type == 'cuda' else torch.contiguous_format     # bf16 + channels-last: the GPU's fastest
-    cnns = {pl: _load_last(cnn_model(p['cnn']['arch']), rd, f'cnn_{pl}').to(device, memory_format=fmt) for pl in pipes}
+    cnns = {pl: fold_batchnorm(_load_last(cnn_model(p['cnn']['arch']), rd, f'cnn_{pl}')).to(device, memory_format=fmt) for pl in pipes}
     head = None
     if has_rnn:
         n_emb = sum(m.num_features for m in cnns.values())
