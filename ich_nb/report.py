@@ -22,8 +22,8 @@ from .stats import (class_metrics, delong_test, mcnemar_test, mean_average_preci
                           threshold_metrics)
 
 # %% auto #0
-__all__ = ['MODELS', 'PROB', 'PAPER_RESULTS', 'synthetic_predictions', 'table_s3', 'fig1', 'fig2', 'table2', 'table_s4',
-           'fig1_static', 'fig2_static', 'write_report']
+__all__ = ['MODELS', 'PROB', 'PAPER_RESULTS', 'synthetic_predictions', 'interval_text', 'table_s3', 'fig1', 'fig2', 'table2',
+           'table_s4', 'fig1_static', 'fig2_static', 'write_report']
 
 # %% ../nbs/09_report.ipynb #c08dd943
 MODELS = ['CNN', 'CNN-RNN', 'CNNwdw', 'CNNwdw-RNN', 'CNNslc', 'CNNslc-RNN', 'CNNens', 'CNNens-RNN']
@@ -51,6 +51,12 @@ def synthetic_predictions(models=MODELS, n_valid:int=300, n_test:int=300, seed:i
     return pd.concat(rows, ignore_index=True)
 
 # %% ../nbs/09_report.ipynb #9836dcaa
+def interval_text(v, lo, hi) -> str:
+    "'v [lo-hi]' to three decimals, with 'n/a' for what the data leave undefined (NaN)."
+    num = lambda x: 'n/a' if x != x else f'{x:.3f}'
+    if v != v: return 'n/a'
+    return f'{num(v)} [n/a]' if lo != lo and hi != hi else f'{num(v)} [{num(lo)}-{num(hi)}]'
+
 def _split(preds, split):
     d = preds[preds.split == split]
     if d.empty: raise ValueError(f"no predictions with split == {split!r}")
@@ -70,14 +76,16 @@ def table_s3(preds:pd.DataFrame, split:str='test') -> pd.DataFrame:
 def fig1(s3:pd.DataFrame, paper:bool=True) -> go.Figure:
     "Fig. 1: mAP and AUC-ROC (any) per model as grouped bars, with the paper's values as markers."
     any_ = s3[s3.cls == 'any'].set_index('model')
-    fig = go.Figure([go.Bar(name='mAP', x=any_.index, y=any_.mAP, text=any_.mAP.round(3), textposition='outside'),
-                     go.Bar(name='AUC-ROC (any)', x=any_.index, y=any_.auc, text=any_.auc.round(3), textposition='outside',
+    text = dict(texttemplate='%{y:.3f}', textposition='inside', insidetextanchor='start')   # at the foot: error bars cross the tops
+    fig = go.Figure([go.Bar(name='mAP', x=any_.index, y=any_.mAP, offsetgroup='mAP', **text),
+                     go.Bar(name='AUC-ROC (any)', x=any_.index, y=any_.auc, offsetgroup='auc', **text,
                             error_y=dict(type='data', array=any_.auc_upper - any_.auc, arrayminus=any_.auc - any_.auc_lower))])
     if paper:
         ref = PAPER_RESULTS.set_index('model').reindex(any_.index)
-        for col, name, sym in (('mAP', 'paper: mAP', 'diamond'), ('auc_any', 'paper: AUC-ROC', 'x')):
-            fig.add_scatter(x=ref.index, y=ref[col], mode='markers', name=name, marker=dict(symbol=sym, size=10, color='black'))
-    fig.update_layout(barmode='group', yaxis=dict(range=[0, 1.08], title='score'), template='plotly_white',
+        for col, group, name, sym in (('mAP', 'mAP', 'paper: mAP', 'diamond'), ('auc_any', 'auc', 'paper: AUC-ROC', 'x')):
+            fig.add_scatter(x=ref.index, y=ref[col], mode='markers', name=name, offsetgroup=group,   # over its own bar
+                            marker=dict(symbol=sym, size=10, color='black'))
+    fig.update_layout(barmode='group', scattermode='group', yaxis=dict(range=[0, 1.08], title='score'), template='plotly_white',
                       title='Fig. 1: mAP and AUC-ROC (any haemorrhage) per model', legend=dict(orientation='h', y=-0.15))
     return fig
 
@@ -96,7 +104,7 @@ def fig2(preds:pd.DataFrame, model:str, split:str='test') -> go.Figure:
         prec, rec, _ = precision_recall_curve(y, p)
         m = cm.loc[c]
         fig.add_scatter(x=fpr, y=tpr, row=1, col=1, mode='lines', line=dict(color=colour), legendgroup=c,
-                        name=f"{CLASSES[c]}: AUC {m.auc:.3f} [{m.auc_lower:.3f}-{m.auc_upper:.3f}]")
+                        name=f"{CLASSES[c]}: AUC {interval_text(m.auc, m.auc_lower, m.auc_upper)}")
         fig.add_scatter(x=rec, y=prec, row=1, col=2, mode='lines', line=dict(color=colour, dash='dot'), legendgroup=c,
                         name=f"{CLASSES[c]}: AUC-PR {m.auc_pr:.3f}")
     fig.add_scatter(x=[0, 1], y=[0, 1], row=1, col=1, mode='lines', line=dict(color='grey', dash='dash'), showlegend=False)
@@ -164,7 +172,7 @@ def fig2_static(preds:pd.DataFrame, model:str, path, split:str='test'):
         if y.all() or not y.any(): continue
         fpr, tpr, _ = roc_curve(y, p); prec, rec, _ = precision_recall_curve(y, p)
         m = cm.loc[c]
-        a1.plot(fpr, tpr, label=f"{CLASSES[c]} {m.auc:.3f} [{m.auc_lower:.3f}-{m.auc_upper:.3f}]")
+        a1.plot(fpr, tpr, label=f"{CLASSES[c]} {interval_text(m.auc, m.auc_lower, m.auc_upper)}")
         a2.plot(rec, prec, label=f"{CLASSES[c]} {m.auc_pr:.3f}")
     a1.plot([0, 1], [0, 1], '--', color='grey')
     a1.set(xlabel='1 - specificity', ylabel='sensitivity', title='ROC (AUC [95% CI])')
@@ -177,12 +185,12 @@ def _with_ci(df:pd.DataFrame) -> pd.DataFrame:
     "For display: each `x`, `x_lower`, `x_upper` triple as one column 'x [lower-upper]'."
     df = df.copy()
     for c in [c for c in df.columns if f'{c}_lower' in df and f'{c}_upper' in df]:
-        df[c] = [f'{v:.3f} [{lo:.3f}-{hi:.3f}]' for v, lo, hi in zip(df[c], df[f'{c}_lower'], df[f'{c}_upper'])]
+        df[c] = [interval_text(v, lo, hi) for v, lo, hi in zip(df[c], df[f'{c}_lower'], df[f'{c}_upper'])]
         df = df.drop(columns=[f'{c}_lower', f'{c}_upper'])
     return df
 
 def _table_html(df:pd.DataFrame) -> str:
-    return _with_ci(df).to_html(index=False, border=0, classes='t', na_rep='',
+    return _with_ci(df).to_html(index=False, border=0, classes='t', na_rep='n/a',
                                 float_format=lambda v: f'{v:.3g}' if abs(v) < 1e-3 and v != 0 else f'{v:.3f}')
 
 def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb report') -> Path:
@@ -203,7 +211,8 @@ def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb
         write_text(_table_html(t), out / 'tables' / f'{name}.html')
     parts = [f'<h1>{html.escape(title)}</h1>',
              f'<p>{len(models)} models; {preds[preds.split == "test"].study_id.nunique()} test and '
-             f'{preds[preds.split == "valid"].study_id.nunique()} validation studies.</p>',
+             f'{preds[preds.split == "valid"].study_id.nunique()} validation studies. n/a: not defined by these studies '
+             '(a class with no positive study, or one for an AUC interval).</p>',
              '<h2>Fig. 1</h2>', (out / 'figures' / 'fig1.html').read_text(),
              f'<h2>Fig. 2 ({html.escape(model)})</h2>', (out / 'figures' / 'fig2.html').read_text(),
              f'<h2>Table 2: operating points of {html.escape(model)}</h2>', _table_html(t2),
