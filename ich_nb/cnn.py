@@ -207,13 +207,13 @@ class DistributedTraining(DistributedTrainer):
 
 # %% ../nbs/05_cnn.ipynb #50d29c0a
 def cnn_learner(dls, arch:str, pretrained=False, mixed_precision:bool|None=None, fused:bool|None=None) -> Learner:
-    "A fastai Learner for a timm CNN with the paper's loss and Adam; on a GPU cuDNN's timed algorithms, bf16, channels-last and the fused Adam."
+    "A fastai Learner for a timm CNN with the paper's loss and Adam, channels-last; on a GPU also cuDNN's timed algorithms, bf16 and the fused Adam."
     gpu = torch.cuda.is_available()
     if gpu: torch.backends.cudnn.benchmark = True             # batches of one shape: cuDNN times its algorithms once and keeps the fastest
     learn = Learner(dls, cnn_model(arch, pretrained), loss_func=WeightedBCE(),
                     opt_func=fused_adam if (fused if fused is not None else gpu) else paper_adam)
-    if mixed_precision if mixed_precision is not None else gpu:
-        learn.to_channelslast(amp_mode='bf16')
+    if mixed_precision if mixed_precision is not None else gpu: learn.to_channelslast(amp_mode='bf16')
+    elif not gpu: learn.to_channelslast(use_amp=False)       # the CPU's convolutions (oneDNN) are faster channels-last too
     return learn
 
 # %% ../nbs/05_cnn.ipynb #c41e9b52
@@ -239,12 +239,11 @@ def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:
     dl = learn.dls.test_dl(slices.reset_index(drop=True), bs=bs)
     dl.get_x = CachedImage(cache, pipeline, fmt)
     gpu = dl.device is not None and dl.device.type == 'cuda'
-    model = fold_batchnorm(learn.model)                              # a copy: the learner keeps its batch norms
-    if gpu: model.to(dl.device, memory_format=torch.channels_last)   # as training runs (a resumed run may have trained nothing)
+    model = fold_batchnorm(learn.model).to(dl.device, memory_format=torch.channels_last)   # a copy: the learner keeps its batch norms
     probs, embs = [], []
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
     for (xb,) in dl:
-        if gpu: xb = xb.contiguous(memory_format=torch.channels_last)
+        xb = xb.contiguous(memory_format=torch.channels_last)
         with ctx:
             e = embed(model, xb)                                     # one pass: the logits are the last layer of the embedding
             probs.append(torch.sigmoid(model.get_classifier()(e).float()).cpu())

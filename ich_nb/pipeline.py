@@ -294,8 +294,8 @@ def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, wo
     if not thr_file.exists(): raise ConfigError(f"{rd} has no thresholds.json: finish the run (step 04_evaluate) first")
     thresholds = json.loads(thr_file.read_text())[model]
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    fmt = torch.channels_last if device.type == 'cuda' else torch.contiguous_format     # bf16 + channels-last: the GPU's fastest
-    cnns = {pl: fold_batchnorm(_load_last(cnn_model(p['cnn']['arch']), rd, f'cnn_{pl}')).to(device, memory_format=fmt) for pl in pipes}
+    cnns = {pl: fold_batchnorm(_load_last(cnn_model(p['cnn']['arch']), rd, f'cnn_{pl}')).to(device, memory_format=torch.channels_last)
+            for pl in pipes}
     head = None
     if has_rnn:
         n_emb = sum(m.num_features for m in cnns.values())
@@ -304,10 +304,10 @@ def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, wo
     rows = []
     with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for d in map(Path, study_dirs):
-            rows.append(_predict_study(d, cnns, head, p, thresholds, pool, workers, device, fmt, bf16))
+            rows.append(_predict_study(d, cnns, head, p, thresholds, pool, workers, device, bf16))
     return pd.DataFrame(rows)
 
-def _predict_study(d:Path, cnns, head, p, thresholds, pool, workers, device, fmt, bf16) -> dict:
+def _predict_study(d:Path, cnns, head, p, thresholds, pool, workers, device, bf16) -> dict:
     "`predict_studies`'s row for study folder `d`, its headers and slices read by `pool`'s `workers` (None, 1: in this process)."
     import torch
     from ich_nb.cnn import embed, model_inputs
@@ -330,7 +330,7 @@ def _predict_study(d:Path, cnns, head, p, thresholds, pool, workers, device, fmt
     probs, embs = [], []
     with torch.no_grad(), bf16:
         for pl, net in cnns.items():
-            x = model_inputs(series_inputs(entry, pl), p['image']['size'], device).contiguous(memory_format=fmt)
+            x = model_inputs(series_inputs(entry, pl), p['image']['size'], device).contiguous(memory_format=torch.channels_last)
             e = torch.cat([embed(net, x[i:i + 64]) for i in range(0, len(x), 64)]).float()
             embs.append(e); probs.append(torch.sigmoid(net.get_classifier()(e)))
         if head is not None:
