@@ -212,7 +212,7 @@ def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb
     parts = [f'<h1>{html.escape(title)}</h1>',
              f'<p>{len(models)} models; {preds[preds.split == "test"].study_id.nunique()} test and '
              f'{preds[preds.split == "valid"].study_id.nunique()} validation studies. n/a: not defined by these studies '
-             '(a class with no positive study, or one for an AUC interval).</p>',
+             '(a class with no positive study; an AUC interval from a single one; a likelihood-ratio bound where a count is 0).</p>',
              '<h2>Fig. 1</h2>', (out / 'figures' / 'fig1.html').read_text(),
              f'<h2>Fig. 2 ({html.escape(model)})</h2>', (out / 'figures' / 'fig2.html').read_text(),
              f'<h2>Table 2: operating points of {html.escape(model)}</h2>', _table_html(t2),
