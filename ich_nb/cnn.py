@@ -212,8 +212,8 @@ def cnn_learner(dls, arch:str, pretrained=False, mixed_precision:bool|None=None,
     if gpu: torch.backends.cudnn.benchmark = True             # batches of one shape: cuDNN times its algorithms once and keeps the fastest
     learn = Learner(dls, cnn_model(arch, pretrained), loss_func=WeightedBCE(),
                     opt_func=fused_adam if (fused if fused is not None else gpu) else paper_adam)
-    if mixed_precision if mixed_precision is not None else gpu: learn.to_channelslast(amp_mode='bf16')
-    elif not gpu: learn.to_channelslast(use_amp=False)       # the CPU's convolutions (oneDNN) are faster channels-last too
+    amp = mixed_precision if mixed_precision is not None else gpu
+    learn.to_channelslast(use_amp=amp, amp_mode='bf16')          # channels-last on every device: oneDNN and cuDNN both prefer it
     return learn
 
 # %% ../nbs/05_cnn.ipynb #c41e9b52

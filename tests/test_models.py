@@ -117,7 +117,7 @@ def test_missing_pretrained_weights_fail_fast_with_instructions(tmp_path, monkey
     assert cnn_model('resnet10t', pretrained=weights).eval()(torch.randn(1, 3, 32, 32)).shape == (1, 6)
 
 
-def test_cnn_learner_takes_the_gpus_settings_only_on_a_gpu(tiny, monkeypatch):
+def test_cnn_learner_settings_on_the_cpu_and_on_a_gpu(tiny, monkeypatch):
     "On a GPU: cuDNN's timed algorithms, bf16 + channels-last and the fused Adam; on the CPU channels-last alone."
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import AMPMode, MixedPrecision
