@@ -15,7 +15,7 @@ from fastprogress.fastprogress import progress_bar
 from PIL import Image
 from sklearn.model_selection import StratifiedGroupKFold
 
-from .dicom import (PADDING_HU, DicomError, check_decodable, header_row, hounsfield, is_ct, order_slices,
+from .dicom import (PADDING_HU, POSITIONS, DicomError, check_decodable, header_row, hounsfield, is_ct, order_slices,
                           read_dicom, rescale, slice_normal)
 from .files import remove_leftovers, write_csv
 from .labels import CLASSES, DatasetError, cq500_majority, cq500_name, read_cq500_reads, read_rsna_labels
@@ -27,11 +27,10 @@ __all__ = ['SLICE_COLUMNS', 'EXCLUDE_SERIES', 'CACHE_CHANNELS', 'scan_headers', 
            'build_cache', 'series_inputs', 'cached_images']
 
 # %% ../nbs/04_data.ipynb #f7362da1
-_POS = ['ipp_x', 'ipp_y', 'ipp_z'] + [f'iop_{i}' for i in range(6)]
-
 def _unusable(ds, path) -> str|None:
     "Why the image of a readable header cannot be used, found without decoding it; None if it can."
     if not is_ct(ds): return f"not a CT image (Modality {ds.Modality})"
+    if not ds.get('StudyInstanceUID') or not ds.get('SeriesInstanceUID'): return "no StudyInstanceUID or SeriesInstanceUID: its study or series is unknown"
     if not ds.get('Rows') or not ds.get('Columns'): return "no image size (Rows, Columns): not an image"
     if ds.get('ImageOrientationPatient') is not None and abs(slice_normal(ds)[2]) < 0.7:
         return "not an axial slice (its plane is tilted more than 45 degrees from axial)"
@@ -50,11 +49,7 @@ def _read_header(path) -> dict:
     except Exception as e: problem = f"header cannot be used ({type(e).__name__}: {e})"
     if problem: return dict(path=str(path), error=problem)
     st = os.stat(path)
-    row.update(size=st.st_size, mtime=st.st_mtime_ns)
-    for prefix, n in (('ipp', 3), ('iop', 6)):
-        v = row.pop(prefix)
-        row.update({f'{prefix}_{"xyz"[i] if prefix == "ipp" else i}': (np.nan if v is None else v[i]) for i in range(n)})
-    return row
+    return row | dict(size=st.st_size, mtime=st.st_mtime_ns)
 
 def _read_headers(paths:list) -> pd.DataFrame: return pd.DataFrame([_read_header(p) for p in paths])
 
@@ -77,7 +72,7 @@ def scan_headers(files, cache=None, workers:int=2, progress:bool=True, pool=None
             done = ex.map(_read_headers, chunks)
             parts = list(progress_bar(done, total=len(chunks), leave=False) if progress else done)
     new = pd.concat(parts, ignore_index=True).infer_objects() if parts else None   # the columns' types as one table of all rows
-    df = pd.concat([fresh, new], ignore_index=True) if parts else fresh.reset_index(drop=True)
+    df = (pd.concat([fresh, new], ignore_index=True) if parts else fresh.reset_index(drop=True)).infer_objects()
     df['error'] = (df.error if 'error' in df else pd.Series(np.nan, df.index)).astype(object)
     df = df.sort_values('path', ignore_index=True)
     if cache:
@@ -97,13 +92,6 @@ def _odd_sizes(df:pd.DataFrame) -> pd.DataFrame:
                                        for a, b in zip(size[odd], ok.series_id[odd].map(usual))]
     return df
 
-def _positions(df:pd.DataFrame) -> pd.DataFrame:
-    "Header rows with `ipp`/`iop` lists again, as `order_slices` takes them."
-    ok = df[_POS].notna().all(axis=1)
-    ipp = [list(v) if k else None for v, k in zip(df[_POS[:3]].to_numpy(), ok)]
-    iop = [list(v) if k else None for v, k in zip(df[_POS[3:]].to_numpy(), ok)]
-    return df.drop(columns=_POS).assign(ipp=ipp, iop=iop)
-
 def skipped(df:pd.DataFrame) -> pd.Series:
     "How many files were skipped, by reason."
     return df.error.dropna().str.split(r'[(:;]').str[0].str.strip().value_counts()
@@ -113,15 +101,10 @@ SLICE_COLUMNS = ['study_id', 'series_id', 'patient_id', 'sop_uid', 'path', 'z', 
 
 def slice_table(headers:pd.DataFrame) -> pd.DataFrame:
     "The slice table of every series in `headers`: ordered along the normal, numbered, `SLICE_COLUMNS` first."
-    ok = headers[headers.error.isna()]
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')      # duplicates are counted below, not warned per series
-        parts = [order_slices(_positions(g), f'series {sid}') for sid, g in ok.groupby('series_id', sort=True)]
-    df = pd.concat(parts, ignore_index=True) if parts else ok.assign(z=[])
-    if (n := len(ok) - len(df)): warnings.warn(f"dropped {n} slice(s) at the same position as another slice of their series")
-    df['slice_idx'] = df.groupby('series_id').cumcount()
-    df['n_slices'] = df.groupby('series_id').path.transform('size')
-    return df[SLICE_COLUMNS + [c for c in df.columns if c not in SLICE_COLUMNS + ['ipp', 'iop', 'error']]]
+    df = order_slices(headers[headers.error.isna()]).drop(columns=POSITIONS + ['error']).reset_index(drop=True)
+    series = df.groupby('series_id', sort=False)
+    df['slice_idx'], df['n_slices'] = series.cumcount(), series.path.transform('size')
+    return df[SLICE_COLUMNS + [c for c in df.columns if c not in SLICE_COLUMNS]]
 
 # %% ../nbs/04_data.ipynb #5b736383
 def study_labels(slices:pd.DataFrame) -> pd.DataFrame:

@@ -18,9 +18,9 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 # %% auto #0
-__all__ = ['PADDING_HU', 'MAX_HU', 'DicomError', 'read_dicom', 'check_decodable', 'rescale', 'needs_wrap_fix', 'is_ct',
-           'hounsfield', 'ct_dataset', 'slice_normal', 'slice_position', 'dicom_files', 'header_row', 'order_slices',
-           'series_table', 'read_series']
+__all__ = ['PADDING_HU', 'MAX_HU', 'POSITIONS', 'DicomError', 'read_dicom', 'check_decodable', 'rescale', 'needs_wrap_fix',
+           'is_ct', 'hounsfield', 'ct_dataset', 'slice_normal', 'slice_position', 'dicom_files', 'header_row',
+           'order_slices', 'series_table', 'read_series']
 
 # %% ../nbs/00_dicom.ipynb #c102d1f0
 class DicomError(Exception):
@@ -203,44 +203,65 @@ def dicom_files(src) -> list[Path]:
                       if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in ('.dcm', ''))
     return [Path(p) for p in src]
 
+POSITIONS = ['ipp_x', 'ipp_y', 'ipp_z'] + [f'iop_{i}' for i in range(6)]
+
+def _numbers(ds:Dataset, tag:str, n:int) -> list:
+    "The `n` numbers of `tag`; NaNs where it is missing or holds another count."
+    v = ds.get(tag)
+    return [float(x) for x in v] if isinstance(v, MultiValue) and len(v) == n else [np.nan] * n
+
+def _text(ds:Dataset, tag:str) -> str|None:
+    "The value of `tag` as a plain `str` (a table of pydicom's `UID`s weighs a fifth more), None if missing."
+    v = ds.get(tag)
+    return None if v is None else str(v)
+
 def header_row(path:Path, ds:Dataset) -> dict:
-    "What indexing needs from a header: ids, instance number, size, position and orientation."
-    ipp, iop = ds.get('ImagePositionPatient'), ds.get('ImageOrientationPatient')
+    "What indexing needs from a header: ids, instance number, size, and position and orientation (`POSITIONS`)."
     inst = ds.get('InstanceNumber')
-    return dict(path=str(path), sop_uid=ds.get('SOPInstanceUID'), study_id=ds.get('StudyInstanceUID'), modality=str(ds.get('Modality', '')),
-                series_id=ds.get('SeriesInstanceUID'), patient_id=ds.get('PatientID'),
+    return dict(path=str(path), sop_uid=_text(ds, 'SOPInstanceUID'), study_id=_text(ds, 'StudyInstanceUID'), modality=str(ds.get('Modality', '')),
+                series_id=_text(ds, 'SeriesInstanceUID'), patient_id=_text(ds, 'PatientID'),
                 instance_number=np.nan if inst in (None, '') else int(inst),
                 rows=ds.get('Rows'), cols=ds.get('Columns'),
-                ipp=None if ipp is None else [float(v) for v in ipp],
-                iop=None if iop is None else [float(v) for v in iop],
                 thickness=float(ds.SliceThickness) if ds.get('SliceThickness') not in (None, '') else np.nan,
-                description=str(ds.get('SeriesDescription', '')), kernel=str(ds.get('ConvolutionKernel', '')))
+                description=str(ds.get('SeriesDescription', '')), kernel=str(ds.get('ConvolutionKernel', '')),
+                **dict(zip(POSITIONS, _numbers(ds, 'ImagePositionPatient', 3) + _numbers(ds, 'ImageOrientationPatient', 6))))
 
 # %% ../nbs/00_dicom.ipynb #14497945
-def order_slices(df:pd.DataFrame, src) -> pd.DataFrame:
-    "Header rows of one series (`src` names it in messages) in scan order along the first slice's normal, `z` in mm."
-    if df.ipp.notna().all() and df.iop.notna().all():
-        n = np.cross(np.asarray(df.iop.iloc[0][:3]), np.asarray(df.iop.iloc[0][3:]))
-        df['z'] = np.stack(df.ipp.values) @ (n / np.linalg.norm(n))
-        key = df.z.round(3)
-    elif df.instance_number.notna().all():
-        warnings.warn(f"{src}: ImagePositionPatient or ImageOrientationPatient missing; slices ordered by InstanceNumber.")
-        df['z'], key = np.nan, df.instance_number
-    else:
-        raise DicomError(src, "has slices with neither a position (ImagePositionPatient and ImageOrientationPatient) "
+def _where(src, series:pd.Series) -> str:
+    "`src`, or the series in `series`, three named at most."
+    if src: return str(src)
+    ids = series.unique()
+    return ', '.join(f'series {s}' for s in ids[:3]) + (f' and {len(ids) - 3} more' if len(ids) > 3 else '')
+
+def order_slices(df:pd.DataFrame, src=None) -> pd.DataFrame:
+    "Header rows of one or more series in scan order along the normal of each series' first slice, `z` in mm; `src` names them in messages."
+    if df.empty: return df.assign(z=np.array([], float))
+    series = df.series_id.fillna('').astype(str)
+    whole = lambda ok: ok.groupby(series, sort=False).transform('all').to_numpy(bool)    # true for every slice of its series
+    placed, numbered = whole(df[POSITIONS].notna().all(axis=1)), whole(df.instance_number.notna())
+    if (lost := ~placed & ~numbered).any():
+        raise DicomError(_where(src, series[lost]), "has slices with neither a position (ImagePositionPatient and ImageOrientationPatient) "
                          "nor an InstanceNumber, so their order is unknown.", "Fix or remove those files.")
-    df = df.assign(_key=key).sort_values(['_key', 'path'], kind='stable')
-    dup = df._key.duplicated()
+    if not placed.all():
+        warnings.warn(f"{_where(src, series[~placed])}: ImagePositionPatient or ImageOrientationPatient missing; slices ordered by InstanceNumber.")
+    first = df[POSITIONS[3:]].groupby(series, sort=False).transform('first').to_numpy(float)
+    normal = np.cross(first[:, :3], first[:, 3:])
+    with np.errstate(invalid='ignore', divide='ignore'):
+        z = np.einsum('ij,ij->i', df[POSITIONS[:3]].to_numpy(float), normal / np.linalg.norm(normal, axis=1, keepdims=True))
+    z = np.where(placed, z, np.nan)
+    keys = pd.DataFrame(dict(sid=series.to_numpy(), key=np.where(placed, np.round(z, 3), df.instance_number), path=df.path.to_numpy()))
+    keys = keys.sort_values(['sid', 'key', 'path'], kind='stable')      # a small table sorted; the rows taken once
+    dup = keys.duplicated(['sid', 'key']).to_numpy()
     if dup.any():
-        warnings.warn(f"{src}: dropped {dup.sum()} slice(s) at the same position as another: "
-                      + ', '.join(Path(p).name for p in df.path[dup][:5]) + (' ...' if dup.sum() > 5 else ''))
-    df = df[~dup].drop(columns='_key')
-    if df.z.notna().all() and len(df) > 2:
-        step = np.diff(df.z.to_numpy())
-        gaps = step > 1.5 * np.median(step)
-        if gaps.any():
-            warnings.warn(f"{src}: {gaps.sum()} gap(s) in the slice positions (missing slices?), the first after z = {df.z.iloc[int(np.argmax(gaps))]:.1f} mm")
-    return df
+        warnings.warn(f"{_where(src, keys.sid[dup])}: dropped {dup.sum()} slice(s) at the same position as another slice of their series: "
+                      + ', '.join(Path(p).name for p in keys.path[dup][:5]) + (' ...' if dup.sum() > 5 else ''))
+    at, sid = keys.index.to_numpy()[~dup], keys.sid[~dup].reset_index(drop=True)
+    step = pd.Series(np.diff(z[at], prepend=np.nan)).where(sid.eq(sid.shift()))     # NaN at each series' first slice
+    gaps = (step > 1.5 * step.groupby(sid).transform('median')).to_numpy()
+    if gaps.any():
+        warnings.warn(f"{_where(src, sid[gaps])}: {gaps.sum()} gap(s) in the slice positions (missing slices?), "
+                      f"the first after z = {z[at][np.flatnonzero(gaps)[0] - 1]:.1f} mm")
+    return df.iloc[at].assign(z=z[at])
 
 def series_table(src) -> pd.DataFrame:
     "One row per slice of the series in `src` (folder or files), in scan order, `z` in mm."
@@ -256,7 +277,7 @@ def series_table(src) -> pd.DataFrame:
         eg = '; '.join(f"{Path(p).name} is {r}x{c}" for (r, c), p in sizes.items())
         raise DicomError(src, f"mixes image sizes ({eg}).",
                          "A series must have one size: remove the odd slices (often a localizer) or resample them.")
-    df = order_slices(df, src).drop(columns=['ipp', 'iop']).reset_index(drop=True)
+    df = order_slices(df, src).drop(columns=POSITIONS).reset_index(drop=True)
     return df.assign(slice_idx=np.arange(len(df)), n_slices=len(df))
 
 # %% ../nbs/00_dicom.ipynb #5273e0dd

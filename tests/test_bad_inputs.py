@@ -46,6 +46,8 @@ def undecodable_stream(p): ds = slice_ds(); ds.file_meta.TransferSyntaxUID = JPE
 def compressed_cut_short(p): ds = slice_ds(); ds.compress(JPEG2000Lossless, encoding_plugin='pylibjpeg'); save(ds, p); p.write_bytes(p.read_bytes()[:-100])
 def absurd_values(p): save(ct_dataset(np.array([[30., 30000.], [-3000., 40.]]), signed=True, intercept=0., bits_stored=16), p)
 def non_axial(p): save(slice_ds(orientation=(0., 1., 0., 0., 0., -1.)), p)                 # sagittal
+def two_number_position(p): ds = slice_ds(); ds.ImagePositionPatient = [0., 0.]; save(ds, p)
+def no_series_uid(p): ds = slice_ds(); del ds.SeriesInstanceUID; save(ds, p)
 
 
 FILE_CASES = {  # case: (maker, single read, indexing)
@@ -64,6 +66,8 @@ FILE_CASES = {  # case: (maker, single read, indexing)
     'JPEG 2000 cut short':         (compressed_cut_short, 'it is cut short', 'it is cut short'),
     'absurd pixel values':         (absurd_values, None, None),
     'not axial (sagittal)':        (non_axial, None, 'not an axial slice'),
+    'position of two numbers':     (two_number_position, None, None),
+    'no SeriesInstanceUID':        (no_series_uid, None, 'no StudyInstanceUID or SeriesInstanceUID'),
 }
 
 
