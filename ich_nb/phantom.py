@@ -355,7 +355,7 @@ def series_datasets(study:dict, s:dict, r:dict) -> list:
         ds.WindowCenter, ds.WindowWidth = ([40, 40], [80, 380]) if k % 2 else (40, 80)   # sometimes multi-valued
         ds.GantryDetectorTilt = round(sc['tilt'], 2)
         if not sc['thickness_tag']: del ds.SliceThickness
-        if sc['compress']: ds.compress(JPEG2000Lossless, encoding_plugin='pylibjpeg')
+        if sc['compress']: ds.compress(JPEG2000Lossless, encoding_plugin='pylibjpeg', generate_instance_uid=False)   # lossless: same UID
         out.append(ds)
     return out
 
