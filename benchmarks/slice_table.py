@@ -57,6 +57,22 @@ def rsna_like_headers(n_series:int, seed:int=0) -> pd.DataFrame:
     return pd.concat([df, copies], ignore_index=True).astype({'error': object}).sort_values('path', ignore_index=True)
 
 
+def package_at(rev:str, dest) -> Path:
+    "The `ich_nb` of commit `rev`, unpacked into `dest` to put on PYTHONPATH."
+    git = subprocess.Popen(['git', 'archive', rev, 'ich_nb'], stdout=subprocess.PIPE, cwd=Path(__file__).parents[1])
+    with tarfile.open(fileobj=git.stdout, mode='r|') as tar: tar.extractall(dest, filter='data')
+    return Path(dest)
+
+
+def run_fresh(code:str, *args, pythonpath=None, cwd) -> list[str]:
+    "What `code` prints in a fresh Python, the package from `pythonpath` (default: this checkout); its last word, the package's path, is checked."
+    env = {**os.environ, 'PYTHONPATH': str(pythonpath)} if pythonpath else None
+    out = subprocess.run([sys.executable, '-c', code, *map(str, args)], env=env, cwd=cwd, capture_output=True, text=True, check=True)
+    *words, package = out.stdout.split()
+    assert Path(package).is_relative_to(pythonpath or Path(__file__).parents[1]), package     # the package meant
+    return words
+
+
 def main(n_series, baseline_series):
     print(f"{platform.processor() or 'CPU'}, {os.cpu_count()} cores, Python {platform.python_version()}, pandas {pd.__version__}; "
           f"{time.strftime('%Y-%m-%d')}")
@@ -66,17 +82,8 @@ def main(n_series, baseline_series):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / 'headers.pkl'
         headers.to_pickle(path)
-        old = Path(tmp) / 'old'
-        with tarfile.open(fileobj=subprocess.Popen(['git', 'archive', BASELINE, 'ich_nb'], stdout=subprocess.PIPE).stdout, mode='r|') as tar:
-            tar.extractall(old, filter='data')
-        def run(*args, pythonpath=None):
-            env = {**os.environ, 'PYTHONPATH': str(pythonpath)} if pythonpath else None
-            out = subprocess.run([sys.executable, '-c', ORDER, path, *args], env=env, cwd=tmp, capture_output=True, text=True, check=True)
-            *figures, package = out.stdout.split()
-            assert Path(package).is_relative_to(pythonpath or Path(__file__).parents[1]), package     # the package meant
-            return [float(v) for v in figures]
-        t_new, m_new, rows, _ = run()
-        t_old, _, _, done = run(str(baseline_series), pythonpath=old)
+        t_new, m_new, rows, _ = map(float, run_fresh(ORDER, path, cwd=tmp))
+        t_old, _, _, done = map(float, run_fresh(ORDER, path, baseline_series, pythonpath=package_at(BASELINE, Path(tmp) / 'old'), cwd=tmp))
     per = t_old / done
     print(f"slice_table, every series at once:        {t_new:7.2f} s, {m_new:4.0f} MB above the table, {rows:,.0f} slices ordered")
     print(f"slice_table of {BASELINE}, series by series: {t_old:7.2f} s for {done:,.0f} series ({per * 1e3:.1f} ms a series); "

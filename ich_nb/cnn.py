@@ -240,15 +240,18 @@ def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:
     dl.get_x = CachedImage(cache, pipeline, fmt)
     gpu = dl.device is not None and dl.device.type == 'cuda'
     model = fold_batchnorm(learn.model).to(dl.device, memory_format=torch.channels_last)   # a copy: the learner keeps its batch norms
-    probs, embs = [], []
+    probs = np.empty((len(slices), len(CLASSES)), np.float32)
+    embs = np.empty((len(slices), model.num_features), np.float32)   # filled batch by batch: no second copy at the end
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
+    at = 0
     for (xb,) in dl:
         xb = xb.contiguous(memory_format=torch.channels_last)
         with ctx:
             e = embed(model, xb)                                     # one pass: the logits are the last layer of the embedding
-            probs.append(torch.sigmoid(model.get_classifier()(e).float()).cpu())
-        embs.append(e.float().cpu())
-    return torch.cat(probs).numpy(), torch.cat(embs).numpy()
+            probs[at:at + len(e)] = torch.sigmoid(model.get_classifier()(e).float()).cpu().numpy()
+        embs[at:at + len(e)] = e.float().cpu().numpy()
+        at += len(e)
+    return probs, embs
 
 SLICE_KEEP = ['study_id', 'series_id', 'patient_id', 'sop_uid', 'slice_idx', 'n_slices', 'split']
 
