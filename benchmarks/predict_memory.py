@@ -1,11 +1,12 @@
 """Peak memory of `predict_slices` against that of commit c3d6483, which gathered the batches in a
 list and joined them at the end, each in a fresh process.
 
-    .venv/bin/python benchmarks/predict_memory.py [--repeat 40] [--arch resnet50]
+    .venv/bin/python benchmarks/predict_memory.py [--repeat 200] [--arch resnet50]   # about 4 min
 
 A 10-study phantom at 64 px, cached at 32 px; an untrained resnet50 (2,048 features, as many as
 ResNeXt-101 32x8d); the phantom's slice table repeated `--repeat` times. Prints the size of the
-embeddings and how far the process's peak (VmHWM) rose during the call, after a warm-up call.
+embeddings and the process's peak during the call above its size before it (the peak reset
+through /proc/self/clear_refs, so an earlier peak cannot hide this one), after a warm-up call.
 """
 import argparse, os, platform, tempfile, time, warnings
 from pathlib import Path
@@ -22,16 +23,17 @@ warnings.simplefilter('ignore')
 import pandas as pd, torch
 import ich_nb
 from ich_nb.cnn import cnn_learner, predict_slices, slice_dls
-hwm = lambda: next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:')) / 1024
+mb = lambda key: next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key)) / 1024
 
 slices, cache = pd.read_pickle(sys.argv[1]), sys.argv[2]
 torch.set_num_threads(2)
 learn = cnn_learner(slice_dls(slices, cache, 'wdw', bs=64, augment=False), sys.argv[3])
 predict_slices(learn, slices.head(64), cache, 'wdw')                        # warm-up
 big = pd.concat([slices] * int(sys.argv[4]), ignore_index=True)
-base, t = hwm(), time.perf_counter()
+open('/proc/self/clear_refs', 'w').write('5')                              # the peak so far forgotten: VmHWM = VmRSS
+base, t = mb('VmRSS:'), time.perf_counter()
 probs, emb = predict_slices(learn, big, cache, 'wdw')
-print(time.perf_counter() - t, hwm() - base, emb.nbytes / 2**20, len(big), ich_nb.__file__)
+print(time.perf_counter() - t, mb('VmHWM:') - base, emb.nbytes / 2**20, len(big), ich_nb.__file__)
 '''
 
 
@@ -46,13 +48,13 @@ def main(repeat, arch):
         slices.merge(split_patients(studies)[['study_id', 'split']], on='study_id').to_pickle(tmp / 'slices.pkl')
         args = (tmp / 'slices.pkl', tmp / 'cache', arch, repeat)
         for name, pythonpath in (('predict_slices now', None), (f'predict_slices of {BASELINE}', package_at(BASELINE, tmp / 'old'))):
-            t, peak, mb, n, _ = map(float, run_fresh(PREDICT, *args, pythonpath=pythonpath, cwd=tmp))
+            t, peak, mb, n = map(float, run_fresh(PREDICT, *args, pythonpath=pythonpath, cwd=tmp))
             print(f"{name:28s} {n:,.0f} slices in {t:5.1f} s; embeddings {mb:4.0f} MB; the peak rose {peak:4.0f} MB")
 
 
 if __name__ == '__main__':
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--repeat', type=int, default=40)
+    p.add_argument('--repeat', type=int, default=200, help='at 40 the allocator\'s reuse of freed memory hides the difference')
     p.add_argument('--arch', default='resnet50')
     a = p.parse_args()
     main(a.repeat, a.arch)
