@@ -241,7 +241,7 @@ def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:
     gpu = dl.device is not None and dl.device.type == 'cuda'
     model = fold_batchnorm(learn.model).to(dl.device, memory_format=torch.channels_last)   # a copy: the learner keeps its batch norms
     probs = np.empty((len(slices), len(CLASSES)), np.float32)
-    embs = np.empty((len(slices), model.num_features), np.float32)   # filled batch by batch: no second copy at the end
+    embs = np.empty((len(slices), model.get_classifier().in_features), np.float32)   # filled batch by batch: no second copy at the end
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
     at = 0
     for (xb,) in dl:

@@ -71,8 +71,8 @@ def scan_headers(files, cache=None, workers:int=2, progress:bool=True, pool=None
         with contextlib.nullcontext(pool) if pool else ProcessPoolExecutor(workers) as ex:
             done = ex.map(_read_headers, chunks)
             parts = list(progress_bar(done, total=len(chunks), leave=False) if progress else done)
-    new = pd.concat(parts, ignore_index=True).infer_objects() if parts else None   # the columns' types as one table of all rows
-    df = (pd.concat([fresh, new], ignore_index=True) if parts else fresh.reset_index(drop=True)).infer_objects()
+    df = pd.concat([fresh, *parts], ignore_index=True) if parts else fresh.reset_index(drop=True)
+    df = df.infer_objects()                                      # the columns' types as one table of all rows
     df['error'] = (df.error if 'error' in df else pd.Series(np.nan, df.index)).astype(object)
     df = df.sort_values('path', ignore_index=True)
     if cache:

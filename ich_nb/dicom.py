@@ -211,7 +211,7 @@ def _numbers(ds:Dataset, tag:str, n:int) -> list:
     return [float(x) for x in v] if isinstance(v, MultiValue) and len(v) == n else [np.nan] * n
 
 def _text(ds:Dataset, tag:str) -> str|None:
-    "The value of `tag` as a plain `str` (a table of pydicom's `UID`s weighs a fifth more), None if missing."
+    "The value of `tag` as a plain `str` (a table of pydicom's `UID`s weighs a quarter more), None if missing."
     v = ds.get(tag)
     return None if v is None else str(v)
 
@@ -256,12 +256,13 @@ def order_slices(df:pd.DataFrame, src=None) -> pd.DataFrame:
         warnings.warn(f"{_where(src, keys.sid[dup])}: dropped {dup.sum()} slice(s) at the same position as another slice of their series: "
                       + ', '.join(Path(p).name for p in keys.path[dup][:5]) + (' ...' if dup.sum() > 5 else ''))
     at, sid = keys.index.to_numpy()[~dup], keys.sid[~dup].reset_index(drop=True)
-    step = pd.Series(np.diff(z[at], prepend=np.nan)).where(sid.eq(sid.shift()))     # NaN at each series' first slice
+    z = z[at]
+    step = pd.Series(np.diff(z, prepend=np.nan)).where(sid.eq(sid.shift()))          # NaN at each series' first slice
     gaps = (step > 1.5 * step.groupby(sid).transform('median')).to_numpy()
     if gaps.any():
         warnings.warn(f"{_where(src, sid[gaps])}: {gaps.sum()} gap(s) in the slice positions (missing slices?), "
-                      f"the first after z = {z[at][np.flatnonzero(gaps)[0] - 1]:.1f} mm")
-    return df.iloc[at].assign(z=z[at])
+                      f"the first after z = {z[np.flatnonzero(gaps)[0] - 1]:.1f} mm")
+    return df.iloc[at].assign(z=z)
 
 def series_table(src) -> pd.DataFrame:
     "One row per slice of the series in `src` (folder or files), in scan order, `z` in mm."

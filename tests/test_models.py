@@ -42,6 +42,16 @@ def test_cnn_overfits_a_few_studies_and_predicts(tiny):
     assert np.allclose(ensemble(probs, 1 - probs), 0.5)
 
 
+
+def test_predict_slices_sizes_the_embeddings_by_the_classifier(tiny):
+    "mobilenetv3's embedding (1,024, after its conv head) is wider than its `num_features` (576)."
+    root, slices = tiny
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16, augment=False), 'mobilenetv3_small_100')
+    probs, emb = predict_slices(learn, slices, root / 'cache', 'wdw', bs=16)
+    assert emb.shape == (len(slices), 1024) and learn.model.num_features == 576
+    with torch.no_grad(): logits = learn.model.eval().get_classifier()(torch.from_numpy(emb))
+    assert np.allclose(probs, torch.sigmoid(logits).numpy(), atol=1e-5)
+
 class StopAt(Callback):
     "Interrupt training at a given epoch and batch, as a kill would."
     def __init__(self, epoch, batch): self.at = (epoch, batch)
