@@ -32,7 +32,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
-    package_data={cfg['lib_name']: ['profiles/*.yaml']},
+    package_data={cfg['lib_name']: ['profiles/*.yaml', 'paper/*.yaml']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements},
     python_requires='>=' + min_python,

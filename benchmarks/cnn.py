@@ -18,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from ich_nb.cnn import WeightedBCE, cnn_model, fold_batchnorm
+from ich_nb.cnn import cnn_model, fold_batchnorm
+from ich_nb.train import WeightedBCE
 
 CONFIGS = [('smoke', 'resnet10t', 64, 32, 5), ('workshop', 'resnet10t', 128, 32, 4), ('paper', 'resnext101_32x8d', 480, 4, 2)]
 CL = torch.channels_last

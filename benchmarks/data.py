@@ -8,7 +8,8 @@ cache formats.
 import argparse, os, platform, shutil, tempfile, time, warnings
 from pathlib import Path
 
-from ich_nb.data import build_cache, index_cq500, index_rsna
+from ich_nb.cache import build_cache
+from ich_nb.data import index_cq500, index_rsna
 from ich_nb.phantom import make_phantom
 
 

@@ -47,7 +47,8 @@ import torch
 from fastai.callback.core import Callback
 from fastai.learner import AvgSmoothLoss
 
-from ich_nb.cnn import WeightedBCE, cnn_model, fold_batchnorm
+from ich_nb.cnn import cnn_model, fold_batchnorm
+from ich_nb.train import WeightedBCE
 
 T0 = time.perf_counter()
 RESULTS = {}
@@ -138,7 +139,8 @@ def kernel_table(arch, size, batch, dev, out, steps=3):
 
 def phantom_cache(tmp, studies, matrix, workers):
     "A phantom in RSNA's layout, indexed, split and cached at its own matrix; seconds for each part."
-    from ich_nb.data import build_cache, index_rsna, split_patients
+    from ich_nb.cache import build_cache
+    from ich_nb.data import index_rsna, split_patients
     from ich_nb.phantom import make_phantom
     t = time.perf_counter()
     make_phantom(tmp / 'rsna', n_studies=studies, layout='rsna', site='A', matrix=matrix, workers=workers, progress=False)
@@ -157,7 +159,7 @@ class HWCImage:
     "The loader's items as they were before: (h, w, 3) arrays made into PIL images by fastai's `ImageBlock`."
     def __init__(self, cache): self.cache = cache
     def __call__(self, r):
-        from ich_nb.data import cached_images
+        from ich_nb.cache import cached_images
         return cached_images(self.cache, r.series_id, r.slice_idx, r.n_slices, 'slc')
 
 
@@ -300,7 +302,8 @@ def sync_points(slices, cache, arch, size, bs, workers, dev, batches, wait=True)
 
 def resume_check(slices, cache, dev, folder):
     "Train one epoch with `fit_resumable`, then resume for a second in a new learner, with each Adam: 'ok' or the error."
-    from ich_nb.cnn import cnn_learner, fit_resumable, slice_dls
+    from ich_nb.cnn import cnn_learner, slice_dls
+    from ich_nb.train import fit_resumable
     out = {}
     for fused in (True, False):
         try:
@@ -345,13 +348,14 @@ def predict_rate(tmp, arch, size, matrix, hidden, studies, dev, workers):
     from ich_nb.files import write_json
     from ich_nb.labels import CLASSES
     from ich_nb.phantom import make_phantom
-    from ich_nb.pipeline import load_profile, predict_studies, start_run
+    from ich_nb.predict import predict_studies
+    from ich_nb.run import load_profile, start_run
     from ich_nb.rnn import SliceRNN
     make_phantom(tmp / 'cq', n_studies=studies, layout='cq500', site='B', matrix=matrix, workers=workers, progress=False)
     dirs = sorted({f.parent for f in (tmp / 'cq').rglob('*.dcm')})
     study_dirs = sorted({d.parent if d.parent != tmp / 'cq' else d for d in dirs})
     p = load_profile('smoke', [('cnn.arch', arch), ('image.size', str(size)), ('image.cache_size', str(matrix)),
-                               ('rnn.hidden', str(hidden))])
+                               ('rnn.hidden', str(hidden)), ('cnn.epochs', '1'), ('rnn.epochs', '1')])   # epoch 0 is the final one
     rd = start_run(tmp / 'run', p)
     (rd / 'models').mkdir()
     nets = {pl: cnn_model(arch) for pl in ('wdw', 'slc')}

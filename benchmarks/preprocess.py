@@ -24,7 +24,8 @@ import numpy as np
 import pydicom
 from PIL import Image
 
-from ich_nb.data import build_cache, index_rsna, scan_headers, split_patients
+from ich_nb.cache import build_cache
+from ich_nb.data import index_rsna, scan_headers, split_patients
 from ich_nb.dicom import header_row, hounsfield, read_dicom
 from ich_nb.phantom import make_phantom
 from ich_nb.windowing import WINDOWS, window
@@ -57,7 +58,8 @@ def authors_method(slices, out: Path, size: int):
 PEAK = textwrap.dedent('''
     import resource, sys, warnings
     warnings.simplefilter('ignore')
-    from ich_nb.data import build_cache, index_rsna
+    from ich_nb.cache import build_cache
+    from ich_nb.data import index_rsna
     slices, _ = index_rsna(sys.argv[1], workers=2, progress=False)
     build_cache(slices, sys.argv[2], int(sys.argv[3]), workers=2, progress=False)
     me = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))
@@ -99,7 +101,7 @@ def main(studies, size, cache_size, peak):
             print(f"cache     build_cache {fmt} at {px} px, {w} worker(s): {r:8.1f} slices/s  {nbytes:9.0f} bytes/slice  "
                   f"({r / w / base:.1f}x the authors' per core; the bare read is {bare / (r / w):.2f}x faster per core)")
 
-        from ich_nb.data import cached_images, series_entry
+        from ich_nb.cache import cached_images, series_entry
         series = [g.sort_values('slice_idx').path.tolist() for _, g in slices.groupby('series_id')]
         mem = rate(n, lambda: [series_entry(np.stack([hounsfield(read_dicom(p), p, dtype=np.int16) for p in ps]), cache_size) for ps in series])
         print(f"cache     the same work at {cache_size} px in memory (no file written), 1 core: {mem:6.1f} slices/s  "

@@ -20,7 +20,7 @@ from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 # %% auto #0
 __all__ = ['PADDING_HU', 'MAX_HU', 'POSITIONS', 'DicomError', 'read_dicom', 'check_decodable', 'rescale', 'needs_wrap_fix',
            'is_ct', 'hounsfield', 'ct_dataset', 'slice_normal', 'slice_position', 'dicom_files', 'header_row',
-           'order_slices', 'series_table', 'read_series']
+           'order_slices', 'series_table', 'read_volume', 'read_series']
 
 # %% ../nbs/00_dicom.ipynb #c102d1f0
 class DicomError(Exception):
@@ -30,7 +30,11 @@ class DicomError(Exception):
         super().__init__(f"{path}: {problem}" + (f" {fix}" if fix else ''))
 
 # %% ../nbs/00_dicom.ipynb #780a2ca3
-pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+def _convert(ds:Dataset):
+    "Convert every value `ds` has read now, so that later reads of it need no validation; pixel data stay as read (or deferred)."
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if tag != 0x7FE00010 and getattr(raw, 'value', None) is not None: ds[tag]
 
 # %% ../nbs/00_dicom.ipynb #8a835b75
 def read_dicom(path, pixels:bool=True) -> Dataset:
@@ -38,9 +42,10 @@ def read_dicom(path, pixels:bool=True) -> Dataset:
     path = Path(path)
     if path.is_dir(): raise DicomError(path, "is a folder, not a DICOM file.", "Use `read_series` for a folder of slices.")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), pydicom.config.disable_value_validation():
             warnings.filterwarnings('ignore', 'End of file reached before delimiter')
             ds = pydicom.dcmread(path, defer_size=None if pixels else '4 KB')
+            _convert(ds)
     except FileNotFoundError: raise DicomError(path, "does not exist.", "Check the path.") from None
     except InvalidDicomError:
         raise DicomError(path, "is not a DICOM file (no 'DICM' marker after the 128-byte preamble).",
@@ -55,6 +60,7 @@ def read_dicom(path, pixels:bool=True) -> Dataset:
 
 # %% ../nbs/00_dicom.ipynb #af44497e
 PADDING_HU = -1024  # what padding pixels (outside the field of view) become
+
 MAX_HU = 4095      # above this a value is overflow or a metal streak, not tissue
 
 _DECODER_PACKAGES = {  # transfer syntax UID prefix -> what to pip install
@@ -75,6 +81,7 @@ def check_decodable(ds:Dataset, path='<dataset>'):
         raise DicomError(path, f"pixel data are compressed ({ts.name}) and no installed plugin decodes them.",
                          f"Install a decoder: pip install {pkgs}")
 
+# %% ../nbs/00_dicom.ipynb #926e226b
 def _pixels(ds:Dataset, path) -> np.ndarray:
     "The stored pixel values of a single-frame `ds`, with errors that name `path`."
     if 'PixelData' not in ds:
@@ -122,6 +129,7 @@ def is_ct(ds:Dataset) -> bool:
     "Is `ds` a CT image, or silent about it? (Some scanners write 'Computed tomography (CT)'.)"
     return not ds.get('Modality') or re.search(r'\bCT\b', str(ds.Modality).upper()) is not None
 
+# %% ../nbs/00_dicom.ipynb #6bf6e3c7
 def hounsfield(ds:Dataset, path=None, dtype=np.float32) -> np.ndarray:
     "The pixels of `ds` in HU: padding at -1024, RSNA's wrapped pixels fixed, clipped to [-1024, 4095]."
     path = path or getattr(ds, 'filename', None) or '<dataset>'
@@ -162,23 +170,24 @@ def ct_dataset(hu:np.ndarray, *, position=(0., 0., 0.), orientation=(1., 0., 0.,
         raise ValueError(f"HU {np.nanmin(hu)}..{np.nanmax(hu)} do not fit {bits_stored} {'signed' if signed else 'unsigned'} "
                          f"bits with intercept {intercept}")
     sop_uid = sop_uid or generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, sop_uid, 'CT'
-    ds.PatientID, ds.StudyInstanceUID = patient_id, study_uid or generate_uid()
-    ds.SeriesInstanceUID = series_uid or generate_uid()
-    ds.InstanceNumber = instance
-    ds.ImagePositionPatient = [round(float(v), 4) for v in position]
-    ds.ImageOrientationPatient = [round(float(v), 6) for v in orientation]
-    ds.PixelSpacing = [float(v) for v in spacing]
-    ds.SliceThickness = float(thickness)
-    ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = intercept, 1., 'HU'
-    ds.set_pixel_data(stored.astype(np.int16 if signed else np.uint16), 'MONOCHROME2', bits_stored,
-                      generate_instance_uid=False)
-    if padding is not None: ds.PixelPaddingValue = int(padding)
+    with pydicom.config.disable_value_validation():        # RSNA-style ids (ID_…) are not numeric UIDs
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = CTImageStorage, sop_uid
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = CTImageStorage, sop_uid, 'CT'
+        ds.PatientID, ds.StudyInstanceUID = patient_id, study_uid or generate_uid()
+        ds.SeriesInstanceUID = series_uid or generate_uid()
+        ds.InstanceNumber = instance
+        ds.ImagePositionPatient = [round(float(v), 4) for v in position]
+        ds.ImageOrientationPatient = [round(float(v), 6) for v in orientation]
+        ds.PixelSpacing = [float(v) for v in spacing]
+        ds.SliceThickness = float(thickness)
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = intercept, 1., 'HU'
+        ds.set_pixel_data(stored.astype(np.int16 if signed else np.uint16), 'MONOCHROME2', bits_stored,
+                          generate_instance_uid=False)
+        if padding is not None: ds.PixelPaddingValue = int(padding)
     return ds
 
 # %% ../nbs/00_dicom.ipynb #d4b6363e
@@ -188,21 +197,23 @@ def slice_normal(ds:Dataset) -> np.ndarray:
     n = (b * f - c * e, c * d - a * f, a * e - b * d)         # the cross product, without numpy's overhead on 3 numbers
     return np.array(n) / math.sqrt(sum(x * x for x in n))
 
+# %% ../nbs/00_dicom.ipynb #61891774
 def slice_position(ds:Dataset, normal=None) -> float:
     "Position of the slice along `normal` (default: its own plane's normal), in mm."
     n = slice_normal(ds) if normal is None else np.asarray(normal, float)
     return float(np.dot(np.asarray(ds.ImagePositionPatient, float), n))
 
 # %% ../nbs/00_dicom.ipynb #d909e5e2
-def dicom_files(src) -> list[Path]:
-    "The files of a series: `*.dcm` and extension-less files in a folder, or a list of paths."
-    if isinstance(src, (str, Path)):
-        src = Path(src)
-        if not src.is_dir(): return [src]
-        return sorted(p for p in src.iterdir()
-                      if p.is_file() and not p.name.startswith('.') and p.suffix.lower() in ('.dcm', ''))
-    return [Path(p) for p in src]
+def dicom_files(src, recursive:bool=False) -> list[Path]:
+    "The files of a series or study: `*.dcm` and extension-less files in a folder (and its subfolders if `recursive`), or a list of paths."
+    if not isinstance(src, (str, Path)): return [Path(p) for p in src]
+    src = Path(src)
+    if not src.is_dir(): return [src]
+    found = src.rglob('*') if recursive else src.iterdir()
+    return sorted(p for p in found if (p.suffix.lower() == '.dcm' or (p.suffix == '' and p.is_file()))
+                  and not any(part.startswith('.') for part in p.relative_to(src).parts))
 
+# %% ../nbs/00_dicom.ipynb #hr02
 POSITIONS = ['ipp_x', 'ipp_y', 'ipp_z'] + [f'iop_{i}' for i in range(6)]
 
 def _numbers(ds:Dataset, tag:str, n:int) -> list:
@@ -232,7 +243,6 @@ def _where(src, series:pd.Series) -> str:
     if src: return str(src)
     ids = series.unique()
     return ', '.join(f'series {s}' for s in ids[:3]) + (f' and {len(ids) - 3} more' if len(ids) > 3 else '')
-
 def order_slices(df:pd.DataFrame, src=None) -> pd.DataFrame:
     "Header rows of one or more series in scan order along the normal of each series' first slice, `z` in mm; `src` names them in messages."
     if df.empty: return df.assign(z=np.array([], float))
@@ -264,6 +274,7 @@ def order_slices(df:pd.DataFrame, src=None) -> pd.DataFrame:
                       f"the first after z = {z[np.flatnonzero(gaps)[0] - 1]:.1f} mm")
     return df.iloc[at].assign(z=z)
 
+# %% ../nbs/00_dicom.ipynb #ot01
 def series_table(src) -> pd.DataFrame:
     "One row per slice of the series in `src` (folder or files), in scan order, `z` in mm."
     files = dicom_files(src)
@@ -281,9 +292,25 @@ def series_table(src) -> pd.DataFrame:
     df = order_slices(df, src).drop(columns=POSITIONS).reset_index(drop=True)
     return df.assign(slice_idx=np.arange(len(df)), n_slices=len(df))
 
+# %% ../nbs/00_dicom.ipynb #rv02
+def _hu(job) -> tuple[np.ndarray|None, tuple|None]:
+    "One slice's HU, or the `DicomError` arguments saying why it cannot be read (for worker processes: no exception crosses)."
+    path, dtype = job
+    try: return hounsfield(read_dicom(path), path, dtype=dtype), None
+    except DicomError as e: return None, (str(e.path), e.problem, e.fix)
+    except Exception as e: return None, (str(path), f"cannot be read ({type(e).__name__}: {e})", '')
+
+def read_volume(paths, dtype=np.float32, pool=None) -> np.ndarray:
+    "The HU of the slice files `paths` as one volume (slices, rows, columns), read in `pool`'s processes if given."
+    jobs = [(p, dtype) for p in paths]
+    out = []
+    for hu, error in (pool.map(_hu, jobs, chunksize=4) if pool is not None else map(_hu, jobs)):
+        if error: raise DicomError(*error)
+        out.append(hu)
+    return np.stack(out)
+
 # %% ../nbs/00_dicom.ipynb #5273e0dd
 def read_series(src) -> tuple[np.ndarray, pd.DataFrame]:
     "The series in `src` as an HU volume (slices, rows, columns) in scan order, and its slice table."
     df = series_table(src)
-    vol = np.stack([hounsfield(read_dicom(p), p) for p in df.path])
-    return vol, df
+    return read_volume(df.path), df

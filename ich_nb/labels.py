@@ -69,6 +69,7 @@ def read_rsna_labels(path) -> pd.DataFrame:
         raise DatasetError(f"{path}: {miss.size} images lack some of the six classes, e.g. {sops[miss[0]]}.")
     return pd.DataFrame(table.astype(np.int8), index=pd.Index(sops, name='sop_uid'), columns=list(CLASSES))
 
+# %% ../nbs/02_labels.ipynb #5a620830
 def write_rsna_labels(labels:pd.DataFrame, path, duplicates:int=0, seed:int=0):
     "Write slice `labels` (index `sop_uid`, columns `CLASSES`) as RSNA's csv, with `duplicates` rows repeated."
     long = pd.DataFrame({'ID': [f'{s}_{c}' for s in labels.index for c in RSNA_ORDER],
@@ -81,8 +82,10 @@ def write_rsna_labels(labels:pd.DataFrame, path, duplicates:int=0, seed:int=0):
 # %% ../nbs/02_labels.ipynb #88676d3c
 CQ500_CODES = {'any': 'ICH', 'epidural': 'EDH', 'intraparenchymal': 'IPH',
                'intraventricular': 'IVH', 'subarachnoid': 'SAH', 'subdural': 'SDH'}
+
 CQ500_FINDINGS = ['ICH', 'IPH', 'IVH', 'SDH', 'EDH', 'SAH', 'BleedLocation-Left', 'BleedLocation-Right',
                   'ChronicBleed', 'Fracture', 'CalvarialFracture', 'OtherFracture', 'MassEffect', 'MidlineShift']
+
 CQ500_COLUMNS = ['name', 'Category'] + [f'R{r}:{f}' for r in (1, 2, 3) for f in CQ500_FINDINGS]
 
 def cq500_folder(name:str) -> str:
@@ -90,6 +93,7 @@ def cq500_folder(name:str) -> str:
     s = name.replace('-', '')
     return f'{s} {s}'
 
+# %% ../nbs/02_labels.ipynb #b342ab2c
 def cq500_name(folder:str) -> str:
     "reads.csv's name of a study folder: 'CQ500CT12 CQ500CT12' -> 'CQ500-CT-12'."
     n = folder.split()[0].upper().removeprefix('CQ500CT')
@@ -118,6 +122,7 @@ def read_cq500_reads(path) -> pd.DataFrame:
                            "must be 0 or 1 (a blank means that reader's read is missing). Fix the row or take the study out.")
     return df[CQ500_COLUMNS].astype({c: int for c in calls})
 
+# %% ../nbs/02_labels.ipynb #fc4c7e23
 def cq500_majority(reads:pd.DataFrame) -> pd.DataFrame:
     "Study labels as the majority (2 of 3) of the readers: index `name`, columns `CLASSES`."
     votes = {c: sum(reads[f'R{r}:{code}'].to_numpy(int) for r in (1, 2, 3)) for c, code in CQ500_CODES.items()}

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastprogress.fastprogress import progress_bar
+import pydicom.config
 from pydicom.uid import JPEG2000Lossless, generate_uid
 from scipy import ndimage
 
@@ -403,14 +404,15 @@ def write_study(root, layout:str, seed:int, site:str, index:int, patient:int, ma
             folder = root / cq500_folder(name) / 'Unknown Study' / f"CT {s['kind']}"
             paths = [folder / f'CT{k:06d}.dcm' for k in rng.permutation(len(dss))]
         folder.mkdir(parents=True, exist_ok=True)
-        for ds, p in zip(dss, paths): ds.save_as(p, enforce_file_format=True)
+        with pydicom.config.disable_value_validation():          # site A's RSNA-style ids are not numeric UIDs
+            for ds, p in zip(dss, paths): ds.save_as(p, enforce_file_format=True)
         (root / 'masks').mkdir(exist_ok=True)
         _save_npz(root / 'masks' / f"{s['uid']}.npz", sop_uid=np.array([ds.SOPInstanceUID for ds in dss]),
                   masks=np.packbits(r['masks'], axis=-1), shape=np.array(r['masks'].shape))
         if s is st['series'][0]:   # the reference series: slice labels, study truth
             lab = pd.DataFrame(r['labels'].astype(np.int8), columns=SUBTYPES)
             lab.insert(0, 'any', lab.max(axis=1))
-            slices = lab.assign(sop_uid=[ds.SOPInstanceUID for ds in dss]).set_index('sop_uid')[list(CLASSES)]
+            slices = lab.assign(sop_uid=[str(ds.SOPInstanceUID) for ds in dss]).set_index('sop_uid')[list(CLASSES)]
             truth = slices.max().to_dict()
             volume_ml = r['masks'].sum() * r['spacing']**2 * r['thickness'] / 1000
     reads = simulate_readers(rng, truth, st['bleeds'], volume_ml, reader_error)

@@ -4,12 +4,13 @@
 
 # %% ../nbs/01_windowing.ipynb #a645f70e
 from __future__ import annotations
+import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
 # %% auto #0
-__all__ = ['WINDOWS', 'PIPELINES', 'window', 'brain_window', 'show_slices', 'full_range', 'multi_window', 'slice_concat',
-           'resize', 'preprocess']
+__all__ = ['WINDOWS', 'CHANNELS', 'PIPELINES', 'window', 'brain_window', 'show_slices', 'full_range', 'channel', 'assemble',
+           'preprocess', 'resize']
 
 # %% ../nbs/01_windowing.ipynb #8147a7a0
 WINDOWS = {'brain': (40, 80), 'subdural': (80, 200), 'soft_tissue': (40, 380)}  # name: (level, width) in HU
@@ -19,6 +20,7 @@ def window(hu, level:float, width:float) -> np.ndarray:
     x = (np.asarray(hu, np.float32) - np.float32(level - width / 2)) * 255 / np.float32(width)
     return np.rint(np.clip(x, 0, 255)).astype(np.uint8)
 
+# %% ../nbs/01_windowing.ipynb #d58ef638
 def brain_window(hu) -> np.ndarray:
     "8-bit brain window (WL 40, WW 80): 0 HU is black, 80 HU white."
     return window(hu, *WINDOWS['brain'])
@@ -26,32 +28,50 @@ def brain_window(hu) -> np.ndarray:
 # %% ../nbs/01_windowing.ipynb #b8a04bea
 def show_slices(images, titles=None, ncols:int|None=None, size:float=3.):
     "Show 8-bit images (h, w) or (h, w, 3) in a grid, on the full 0-255 scale."
-    from fastai.vision.all import show_image, subplots
     n = len(images); ncols = ncols or n; nrows = -(-n // ncols)
-    _, axs = subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4 * (titles is not None)))
-    for ax, im, t in zip(np.ravel(axs), images, titles or [None] * n):
-        show_image(np.asarray(im), ax=ax, title=t, cmap='gray', vmin=0, vmax=255)
-    for ax in np.ravel(axs)[n:]: ax.axis('off')
+    _, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4 * (titles is not None)), squeeze=False)
+    for ax, im, t in zip(axs.flat, images, titles or [None] * n):
+        ax.imshow(np.asarray(im), cmap='gray', vmin=0, vmax=255)
+        if t: ax.set_title(t)
+    for ax in axs.flat: ax.axis('off')
 
 # %% ../nbs/01_windowing.ipynb #bae2b26d
 def full_range(vol) -> np.ndarray:
-    "The paper's baseline: each slice of HU + 1024 scaled from 0 to its own maximum, 3 equal channels."
+    "The paper's baseline image: each slice of HU + 1024 scaled from 0 to its own maximum, (n, h, w) 8-bit."
     s = np.maximum(np.asarray(vol, np.float32) + 1024, 0)
     top = np.maximum(s.max(axis=(1, 2), keepdims=True), 1)
-    img = np.rint(s * (255 / top)).astype(np.uint8)
-    return np.repeat(img[..., None], 3, axis=-1)
+    return np.rint(s * (255 / top)).astype(np.uint8)
 
-# %% ../nbs/01_windowing.ipynb #03d6efc7
-def multi_window(vol) -> np.ndarray:
-    "The paper's windowed pipeline: brain, subdural and soft-tissue windows as three channels."
-    return np.stack([window(vol, *WINDOWS[k]) for k in ('brain', 'subdural', 'soft_tissue')], axis=-1)
+# %% ../nbs/01_windowing.ipynb #ch02
+CHANNELS = ['brain', 'subdural', 'soft_tissue', 'raw']   # the 8-bit images of a slice that the pipelines stack
 
-# %% ../nbs/01_windowing.ipynb #9b99a9a1
-def slice_concat(vol) -> np.ndarray:
-    "The paper's slice-concatenated pipeline: brain window of the slice below, this slice, the slice above."
-    b = brain_window(vol)
-    i = np.arange(len(b))
-    return np.stack([b[np.maximum(i - 1, 0)], b, b[np.minimum(i + 1, len(b) - 1)]], axis=-1)
+def channel(vol, name:str) -> np.ndarray:
+    "Image `name` (one of `CHANNELS`) of each slice of HU volume `vol`: (n, h, w) 8-bit."
+    if name == 'raw': return full_range(vol)
+    if name not in WINDOWS: raise ValueError(f"unknown channel {name!r}: use one of {', '.join(CHANNELS)}")
+    return window(vol, *WINDOWS[name])
+
+# %% ../nbs/01_windowing.ipynb #3b12bf1e
+PIPELINES = {  # pipeline: its three channels as (image, slice offset); -1 is the slice below, +1 the slice above
+    'raw': [('raw', 0)] * 3,
+    'wdw': [('brain', 0), ('subdural', 0), ('soft_tissue', 0)],
+    'slc': [('brain', -1), ('brain', 0), ('brain', 1)]}
+
+def assemble(image, n:int, pipeline:str, at=None, axis:int=-1) -> np.ndarray:
+    "Inputs of `pipeline` for slices `at` (default: all `n`) from `image(name, slice indices)`; a missing neighbour is the slice itself."
+    if pipeline not in PIPELINES: raise ValueError(f"unknown pipeline {pipeline!r}: use one of {', '.join(PIPELINES)}")
+    k = np.arange(n) if at is None else np.asarray(at)
+    return np.stack([image(name, np.clip(k + d, 0, n - 1)) for name, d in PIPELINES[pipeline]], axis)
+
+# %% ../nbs/01_windowing.ipynb #pp01
+def preprocess(vol, pipeline:str, size:int|None=None) -> np.ndarray:
+    "Images (n, h, w, 3) for the HU volume `vol` from `pipeline` ('raw', 'wdw' or 'slc'), each image resized to `size`."
+    vol, made = np.asarray(vol), {}
+    def image(name, k):
+        if name not in made:
+            made[name] = channel(vol, name) if size is None else resize(channel(vol, name)[..., None], size)[..., 0]
+        return made[name][k]
+    return assemble(image, len(vol), pipeline)
 
 # %% ../nbs/01_windowing.ipynb #b080da4d
 def resize(images, size:int) -> np.ndarray:
@@ -63,12 +83,3 @@ def resize(images, size:int) -> np.ndarray:
         for c in range(im.shape[-1]):
             out[i, ..., c] = np.asarray(Image.fromarray(np.ascontiguousarray(im[..., c])).resize((size, size), Image.BILINEAR))
     return out
-
-# %% ../nbs/01_windowing.ipynb #3b12bf1e
-PIPELINES = {'raw': full_range, 'wdw': multi_window, 'slc': slice_concat}
-
-def preprocess(vol, pipeline:str, size:int|None=None) -> np.ndarray:
-    "Images (n, h, w, 3) for the HU volume `vol` from `pipeline` ('raw', 'wdw' or 'slc'), resized to `size`."
-    if pipeline not in PIPELINES: raise ValueError(f"unknown pipeline {pipeline!r}: use one of {', '.join(PIPELINES)}")
-    images = PIPELINES[pipeline](vol)
-    return images if size is None else resize(images, size)

@@ -9,11 +9,12 @@ from pydicom.dataelem import DataElement
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, generate_uid
 
-from ich_nb.data import build_cache, index_cq500, index_rsna, scan_headers, slice_table
+from ich_nb.cache import build_cache
+from ich_nb.data import index_cq500, index_rsna, scan_headers, slice_table
 from ich_nb.dicom import DicomError, MAX_HU, ct_dataset, hounsfield, read_dicom, read_series
 from ich_nb.labels import CLASSES, CQ500_COLUMNS, DatasetError, read_cq500_reads, read_rsna_labels
 from ich_nb.phantom import make_phantom
-from ich_nb.windowing import slice_concat
+from ich_nb.windowing import preprocess
 
 HEAD = np.full((32, 32), 30.); HEAD[:2] = -1000.           # brain, and a strip of air
 
@@ -110,7 +111,7 @@ def test_series_with_no_slices_and_with_one(tmp_path):
     series(tmp_path / 'one', n=1)
     vol, df = read_series(tmp_path / 'one')
     assert vol.shape == (1, 32, 32) and df.n_slices.tolist() == [1]
-    assert slice_concat(vol).shape == (1, 32, 32, 3)                      # its own neighbour at both ends
+    assert preprocess(vol, 'slc').shape == (1, 32, 32, 3)                      # its own neighbour at both ends
     s = build_cache(slice_table(scan_headers(df.path, workers=1, progress=False)), tmp_path / 'cache', 16, workers=1, progress=False)
     assert (s['written'], s['failed']) == (1, 0)
 

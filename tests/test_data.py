@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ich_nb.data import build_cache, cached_images, index_cq500, index_rsna, scan_headers, split_patients
+from ich_nb.cache import build_cache, cached_images
+from ich_nb.data import index_cq500, index_rsna, scan_headers, split_patients
 from ich_nb.dicom import read_series
 from ich_nb.labels import CLASSES
 from ich_nb.phantom import make_phantom
@@ -115,7 +116,7 @@ def test_cache_matches_the_pipelines_and_reports_failures(rsna, tmp_path):
 
 KILLABLE = textwrap.dedent('''
     import sys, pandas as pd
-    from ich_nb.data import build_cache
+    from ich_nb.cache import build_cache
     slices = pd.read_csv(sys.argv[1])
     build_cache(slices, sys.argv[2], int(sys.argv[3]), fmt=sys.argv[4], workers=2, progress=False)
 ''')

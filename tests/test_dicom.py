@@ -6,7 +6,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from ich_nb.dicom import DicomError, dicom_files, hounsfield, read_dicom, read_series, series_table
-from ich_nb.windowing import brain_window, slice_concat
+from ich_nb.windowing import brain_window, preprocess
 
 RSNA = 'rsna_series_ID_fff502d5'
 CQ500 = 'cq500_CT-0_series_0.625mm_even_instances'
@@ -50,7 +50,7 @@ def test_cq500_series_jpeg_lossless(samples):
     assert len(vol) == 119
     assert np.allclose(np.diff(df.z), 2 * 0.625 * np.cos(np.radians(8.5)), atol=0.02)  # even instances of a 0.625 mm series
     assert vol.min() == -1024                  # PixelPaddingValue -2000 became -1024 HU
-    slc = slice_concat(vol)
+    slc = preprocess(vol, 'slc')
     assert (slc[1:, ..., 0] == brain_window(vol[:-1])).all()
 
 
@@ -115,3 +115,22 @@ def test_folder_without_dicom(tmp_path):
         series_table(tmp_path)
     with pytest.raises(DicomError, match='is a folder'):
         read_dicom(tmp_path)
+
+
+def test_pydicom_settings_are_left_as_they_were(tmp_path):
+    "Importing and using the package leaves pydicom's global validation modes as the program set them."
+    code = f'''
+import pydicom.config as c
+c.settings.reading_validation_mode = c.RAISE                # a program's own choice, before the package
+before = (c.settings.reading_validation_mode, c.settings.writing_validation_mode)
+from ich_nb.phantom import make_phantom
+from ich_nb.data import index_rsna
+from ich_nb.dicom import read_series
+make_phantom({str(tmp_path)!r}, n_studies=2, layout='rsna', site='A', matrix=32, workers=1, progress=False)
+slices, _ = index_rsna({str(tmp_path)!r}, workers=1, progress=False)
+read_series(slices[slices.series_id == slices.series_id[0]].path.tolist())
+assert (c.settings.reading_validation_mode, c.settings.writing_validation_mode) == before, before
+print('unchanged')
+'''
+    r = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], capture_output=True, text=True)
+    assert r.returncode == 0 and 'unchanged' in r.stdout, r.stderr[-2000:]

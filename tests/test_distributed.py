@@ -3,7 +3,8 @@ import json, os, subprocess, sys, warnings
 from pathlib import Path
 import pytest
 
-from ich_nb.data import build_cache, index_rsna, split_patients
+from ich_nb.cache import build_cache
+from ich_nb.data import index_rsna, split_patients
 from ich_nb.phantom import make_phantom
 from conftest import ROOT
 

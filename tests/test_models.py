@@ -6,9 +6,11 @@ import pytest
 import torch
 from fastai.learner import Callback, CancelFitException
 
-from ich_nb.cnn import (CheckpointError, EpochSeed, cnn_learner, ensemble, fit_resumable, last_checkpoint, predict_slices,
-                        slice_dls, study_predictions)
-from ich_nb.data import build_cache, index_rsna, split_patients
+from ich_nb.cache import build_cache
+from ich_nb.cnn import cnn_learner, predict_slices, slice_dls
+from ich_nb.data import index_rsna, split_patients, study_scores
+from ich_nb.predict import ensemble
+from ich_nb.train import CheckpointError, EpochSeed, fit_resumable, last_checkpoint
 from ich_nb.labels import CLASSES
 from ich_nb.phantom import make_phantom
 from ich_nb.rnn import SliceRNN, predict_rnn, rnn_learner, study_dls
@@ -37,8 +39,8 @@ def test_cnn_overfits_a_few_studies_and_predicts(tiny):
     probs, emb = predict_slices(learn, slices, root / 'cache', 'slc')
     assert probs.shape == (len(slices), 6) and emb.shape == (len(slices), 512)
     assert ((probs >= 0) & (probs <= 1)).all()
-    sp = study_predictions(slices, probs, 'CNNslc')
-    assert len(sp) == slices.study_id.nunique() and set(sp.columns) >= {'model', 'split', *CLASSES, *[f'p_{c}' for c in CLASSES]}
+    sp = study_scores(slices, probs)
+    assert len(sp) == slices.study_id.nunique() and list(sp.columns) == ['study_id', *[f'p_{c}' for c in CLASSES]]
     assert np.allclose(ensemble(probs, 1 - probs), 0.5)
 
 
@@ -95,8 +97,8 @@ def test_rnn_learns_on_cnn_embeddings_and_padding_is_harmless(tiny):
     rnn.fit(15, 2e-3)
     first, last = float(rnn.recorder.losses[0]), float(np.mean([float(l) for l in rnn.recorder.losses[-3:]]))
     assert last < 0.5 * first, (first, last)
-    p = predict_rnn(rnn, slices, emb)
-    alone = predict_rnn(rnn, slices, emb, bs=1)                              # no padding at all
+    p = predict_rnn(rnn.model, slices, emb)
+    alone = predict_rnn(rnn.model, slices, emb, bs=1)                              # no padding at all
     assert p.shape == (len(slices), 6) and np.allclose(p, alone, atol=1e-5)
 
 
@@ -131,7 +133,7 @@ def test_cnn_learner_settings_on_the_cpu_and_on_a_gpu(tiny, monkeypatch):
     "On a GPU: cuDNN's timed algorithms, bf16 + channels-last and the fused Adam; on the CPU channels-last alone."
     from fastai.callback.channelslast import ChannelsLast
     from fastai.callback.fp16 import AMPMode, MixedPrecision
-    from ich_nb.cnn import fused_adam, paper_adam
+    from ich_nb.train import fused_adam, paper_adam
     root, slices = tiny
     monkeypatch.setattr(torch.backends.cudnn, 'benchmark', False)
     dls = slice_dls(slices, root / 'cache', 'wdw', bs=16)

@@ -11,8 +11,8 @@ from ich_nb.data import index_cq500
 from ich_nb.dicom import read_dicom
 from ich_nb.labels import CLASSES
 from ich_nb.phantom import make_phantom
-from ich_nb.pipeline import load_profile, predict_studies
-from ich_nb.report import MODELS
+from ich_nb.predict import predict_studies
+from ich_nb.run import MODELS, load_profile
 
 ICH_NB = Path(sys.executable).parent / 'ich-nb'
 
@@ -116,7 +116,7 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     r = subprocess.run([ICH_NB, 'predict', *dirs, '--run-dir', run, '--out', tmp_path / 'pred.csv', '--workers', '2'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     out = pd.read_csv(tmp_path / 'pred.csv')
-    assert len(out) == len(dirs) and out.error.fillna('').tolist()[1] == 'not a folder'
+    assert len(out) == len(dirs) and out.error.fillna('').tolist()[1].endswith('not a folder of DICOM files')
     assert out.error.iloc[-1].startswith(str(broken)) and 'pixel data cannot be decoded' in out.error.iloc[-1] and pd.isna(out.p_any.iloc[-1])
     alone = predict_studies(run, [study], workers=1)                         # the CLI read and decoded with two worker processes; one process agrees
     assert np.allclose(alone[[f'p_{c}' for c in CLASSES]].to_numpy(float), out.loc[:0, [f'p_{c}' for c in CLASSES]].to_numpy(float))

@@ -52,3 +52,11 @@ def test_nothing_a_user_hands_in_is_unpickled_or_evaluated():
         text = f.read_text()
         assert not re.search(r'\bpickle\b|allow_pickle=True|literal_eval|(?<![.\w])eval\(|\bexec\(', text), f
         for call in re.findall(r'torch\.load\([^\n]*', text): assert 'weights_only=True' in call, (f, call)
+
+
+def test_the_package_sets_nothing_global():
+    "No module sets environment variables or pydicom's settings for the process: they belong to the program that imports it."
+    for f in (ROOT / 'ich_nb').glob('*.py'):
+        src = f.read_text()
+        assert not re.search(r"os\.environ\[[^]]+\]\s*=|os\.environ\.(update|setdefault)|os\.putenv", src), f.name
+        assert not re.search(r"pydicom\.config\.settings\.\w+\s*=", src), f.name

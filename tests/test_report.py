@@ -5,7 +5,8 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from ich_nb.labels import CLASSES
-from ich_nb.report import MODELS, fig1, fig2, synthetic_predictions, table2, table_s3, table_s4, write_report
+from ich_nb.run import MODELS
+from ich_nb.report import fig1, fig2, synthetic_predictions, table2, table_s3, table_s4, write_report
 from ich_nb.stats import auc_ci, delong_test, mcnemar_test, operating_points, threshold_metrics
 
 

@@ -57,4 +57,4 @@ def test_bad_inputs_give_messages(tmp_path):
     (tmp_path / 'run').mkdir()
     (tmp_path / 'run' / 'params.yaml').write_text('seed: 0\n')
     h = HeatmapExplorer(tmp_path / 'run')
-    assert 'Nothing to explore yet' in h.message.value and 'preds/studies.csv' in h.message.value
+    assert 'Nothing to explore yet' in h.message.value and 'finish the run' in h.message.value

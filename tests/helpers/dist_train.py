@@ -6,7 +6,8 @@ import torch
 from fastai.distributed import rank_distrib
 from fastai.learner import Callback
 
-from ich_nb.cnn import cnn_learner, fit_resumable, slice_dls
+from ich_nb.cnn import cnn_learner, slice_dls
+from ich_nb.train import fit_resumable
 
 
 class Served(Callback):
