@@ -182,7 +182,7 @@ def one_epoch(slices, batches, bs):
     return pd.concat([train] * -(-(batches + 2) * bs // len(train)) + [slices[slices.split == 'valid']], ignore_index=True)
 
 
-def epoch_start(slices, cache, size, bs, workers, dev, reps=3, augment=True):
+def epoch_start(slices, cache, size, bs, workers, dev, reps=3, augment='paper'):
     "Seconds from a new epoch's `iter` to its first batch (fastai starts the worker processes again each epoch): best of `reps`."
     from ich_nb.cnn import slice_dls
     dls = slice_dls(slices, cache, 'slc', bs=bs, num_workers=workers, device=dev, size=size, augment=augment)

@@ -18,7 +18,7 @@ from ich_nb.cnn import slice_dls
 
 def rate(table, cache, workers, batches, skip, bs=32):
     "Images/s over `batches` training batches after `skip`, starting a new epoch (and its workers) whenever one ends; and how many were started."
-    dls = slice_dls(table, cache, 'slc', bs=bs, num_workers=workers, device='cpu', augment=False)
+    dls = slice_dls(table, cache, 'slc', bs=bs, num_workers=workers, device='cpu', augment=None)
     it = iter(dls.train)
     for _ in range(skip): next(it)
     n, restarts, t = 0, 0, time.perf_counter()
@@ -37,7 +37,7 @@ def main(a):
     print(f"phantom: {info['slices']} slices at {a.matrix} px, {n_train} for training ({n_train // 32} batches of 32 an epoch)")
     cpu = torch.device('cpu')
     for w in a.workers:
-        print(f"a new epoch's first batch, {w:2d} workers: after {epoch_start(slices, tmp / 'cache', None, 32, w, cpu, augment=False) * 1e3:4.0f} ms")
+        print(f"a new epoch's first batch, {w:2d} workers: after {epoch_start(slices, tmp / 'cache', None, 32, w, cpu, augment=None) * 1e3:4.0f} ms")
     for w in a.workers:
         short, k = rate(slices, tmp / 'cache', w, a.batches, skip=1)            # as gpu.py timed the loader before
         skip = 2 * w + 1                                                          # the start-up and the batches made ahead (two a worker)

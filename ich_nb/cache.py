@@ -16,7 +16,7 @@ from PIL import Image
 
 from .dicom import PADDING_HU, DicomError, read_volume
 from .files import remove_leftovers
-from .windowing import CHANNELS, assemble, channel, resize
+from .windowing import CHANNELS, assemble, channel, crop_resize, resize
 
 # %% auto #0
 __all__ = ['cache_images', 'series_entry', 'series_inputs', 'build_cache', 'cached_images']
@@ -60,9 +60,12 @@ def _plane(a:np.ndarray, name:str) -> np.ndarray:
     if c < 3: return np.take(_WINDOW_PLANES[c], a.view(np.uint16))
     return np.stack([np.take(_full_range_table(top), s.view(np.uint16)) for s, top in zip(a, _tops(a))])
 
-def series_inputs(entry:np.ndarray, pipeline:str, channels_first:bool=False, at=None) -> np.ndarray:
-    "Inputs of `pipeline` ('raw', 'wdw', 'slc') for slices `at` (default: all) of a series' cache entry: (k, h, w, 3), or (k, 3, h, w)."
-    return assemble(lambda name, k: _plane(entry[k], name), len(entry), pipeline, at, axis=1 if channels_first else -1)
+def series_inputs(entry:np.ndarray, pipeline:str, channels_first:bool=False, at=None, crop:int|None=None) -> np.ndarray:
+    "Inputs of `pipeline` ('raw', 'wdw', 'slc') for slices `at` (default: all) of a cache entry: (k, h, w, 3) or (k, 3, h, w); cut to the head and resized to `crop` px if given."
+    image = lambda name, k: _plane(entry[k], name)
+    if not crop: return assemble(image, len(entry), pipeline, at, axis=1 if channels_first else -1)
+    images = crop_resize(assemble(image, len(entry), pipeline, at), crop)
+    return np.ascontiguousarray(images.transpose(0, 3, 1, 2)) if channels_first else images
 
 # %% ../nbs/05_cache.ipynb #ca000015
 def _series_path(cache:Path, series_id:str, fmt:str) -> Path:
@@ -110,7 +113,8 @@ def _slice_images(cache:Path, series_id:str, idx, fmt:str) -> np.ndarray:
     a = np.stack([np.asarray(Image.open(_series_path(cache, series_id, fmt) / f'{k:04d}.png')) for k in idx])
     return a if a.ndim == 4 else (a.astype(np.int32) + PADDING_HU).astype(np.int16)
 
-def cached_images(cache, series_id:str, slice_idx:int, n_slices:int, pipeline:str, fmt:str='npy', channels_first:bool=False) -> np.ndarray:
-    "The input of `pipeline` for one slice, from the cache: (h, w, 3), or (3, h, w) if `channels_first`."
+def cached_images(cache, series_id:str, slice_idx:int, n_slices:int, pipeline:str, fmt:str='npy', channels_first:bool=False,
+                  crop:int|None=None) -> np.ndarray:
+    "The input of `pipeline` for one slice, from the cache: (h, w, 3), or (3, h, w) if `channels_first`; cut to the head at `crop` px if given."
     idx = [max(slice_idx - 1, 0), slice_idx, min(slice_idx + 1, n_slices - 1)]      # the slice between its neighbours
-    return series_inputs(_slice_images(cache, series_id, idx, fmt), pipeline, channels_first, at=[1])[0]
+    return series_inputs(_slice_images(cache, series_id, idx, fmt), pipeline, channels_first, at=[1], crop=crop)[0]

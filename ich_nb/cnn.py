@@ -26,15 +26,18 @@ from .cache import cached_images
 from .labels import CLASSES
 
 # %% auto #0
-__all__ = ['CachedImage', 'shift_mat', 'paper_augmentation', 'resize_batch', 'DeviceResize', 'model_inputs', 'slice_dls',
-           'WeightsError', 'cnn_model', 'embed', 'slice_outputs', 'cnn_learner', 'fold_batchnorm', 'predict_slices']
+__all__ = ['NORMALISE', 'CachedImage', 'shift_mat', 'shift_scale_rotate_mat', 'transpose_mat', 'paper_augmentation',
+           'resize_batch', 'DeviceResize', 'model_inputs', 'slice_dls', 'WeightsError', 'cnn_model', 'embed',
+           'slice_outputs', 'cnn_learner', 'fold_batchnorm', 'predict_slices']
 
 # %% ../nbs/07_cnn.ipynb #1b9e4112
 class CachedImage:
-    "Reads a slice-table row's input for `pipeline` from the image cache: 8-bit, channels first (picklable, for worker processes)."
-    def __init__(self, cache, pipeline:str, fmt:str='npy'): self.cache, self.pipeline, self.fmt = Path(cache), pipeline, fmt
+    "Reads a slice-table row's input for `pipeline` from the image cache: 8-bit, channels first, cut to the head at `crop` px if given."
+    def __init__(self, cache, pipeline:str, fmt:str='npy', crop:int|None=None):
+        self.cache, self.pipeline, self.fmt, self.crop = Path(cache), pipeline, fmt, crop
     def __call__(self, r):
-        return TensorImage(torch.from_numpy(cached_images(self.cache, r.series_id, r.slice_idx, r.n_slices, self.pipeline, self.fmt, True)))
+        return TensorImage(torch.from_numpy(cached_images(self.cache, r.series_id, r.slice_idx, r.n_slices, self.pipeline, self.fmt,
+                                                          True, self.crop)))
 
 # %% ../nbs/07_cnn.ipynb #73027cf7
 def shift_mat(x:torch.Tensor, max_shift:float=0.05) -> torch.Tensor:
@@ -44,8 +47,28 @@ def shift_mat(x:torch.Tensor, max_shift:float=0.05) -> torch.Tensor:
     return m
 
 # %% ../nbs/07_cnn.ipynb #sm0002
-def paper_augmentation(max_rotate:float=20., max_zoom:float=0.05, max_shift:float=0.05) -> list:
-    "The paper's augmentation as one batch transform: horizontal flip, rotation, zoom, shift."
+def shift_scale_rotate_mat(x:torch.Tensor, p:float=0.3, max_rotate:float=20., max_zoom:float=0.05, max_shift:float=0.05) -> torch.Tensor:
+    "Rotation, zoom and shift as one affine matrix, for each image of batch `x` with probability `p` (the authors' ShiftScaleRotate)."
+    m = (rotate_mat(x, max_deg=max_rotate, p=1.) @ zoom_mat(x, min_zoom=1 - max_zoom, max_zoom=1 + max_zoom, p=1., draw_x=.5, draw_y=.5)
+         @ shift_mat(x, max_shift))
+    keep = torch.rand(x.size(0), device=x.device) < p
+    return torch.where(keep[:, None, None], m, torch.eye(3, device=x.device).expand_as(m))
+
+# %% ../nbs/07_cnn.ipynb #sm0003
+def transpose_mat(x:torch.Tensor, p:float=0.5) -> torch.Tensor:
+    "Affine matrices swapping rows and columns of each image of batch `x` with probability `p` (the authors' Transpose)."
+    swap = torch.tensor([[0., 1, 0], [1, 0, 0], [0, 0, 1]], device=x.device)
+    keep = torch.rand(x.size(0), device=x.device) < p
+    return torch.where(keep[:, None, None], swap, torch.eye(3, device=x.device))
+
+# %% ../nbs/07_cnn.ipynb #sm0005
+def paper_augmentation(kind:str='paper', max_rotate:float=20., max_zoom:float=0.05, max_shift:float=0.05) -> list:
+    "The paper's augmentation as one batch transform, as its text reads (`paper`) or as the authors' code did it (`authors`)."
+    if kind == 'authors':
+        return [AffineCoordTfm(aff_fs=[partial(flip_mat, p=0.5), partial(shift_scale_rotate_mat, p=0.3, max_rotate=max_rotate,
+                                                                         max_zoom=max_zoom, max_shift=max_shift),
+                                       partial(transpose_mat, p=0.5)], pad_mode=PadMode.Border, align_corners=False)]
+    if kind != 'paper': raise ValueError(f"augmentation {kind!r}: use 'paper' or 'authors'")
     return [AffineCoordTfm(aff_fs=[partial(flip_mat, p=0.5), partial(rotate_mat, max_deg=max_rotate, p=1.),
                                    partial(zoom_mat, min_zoom=1 - max_zoom, max_zoom=1 + max_zoom, p=1., draw_x=0.5, draw_y=0.5),
                                    partial(shift_mat, max_shift=max_shift)], pad_mode=PadMode.Zeros, align_corners=False)]
@@ -64,23 +87,28 @@ class DeviceResize(Transform):
     def encodes(self, x:TensorImage): return resize_batch(x, self.size)
 
 # %% ../nbs/07_cnn.ipynb #rb0003
-def model_inputs(images:np.ndarray, size:int|None=None, device='cpu') -> torch.Tensor:
-    "8-bit images (n, h, w, 3) as a CNN sees them: on `device`, scaled to [0, 1], resized to `size`, normalised (ImageNet)."
+NORMALISE = {'imagenet': imagenet_stats,          # the means and standard deviations of images scaled to [0, 1]
+             'authors': ([0.22363983, 0.18190407, 0.2523437], [0.32451536, 0.2956294, 0.31335256])}
+
+def model_inputs(images:np.ndarray, size:int|None=None, device='cpu', normalise:str='imagenet') -> torch.Tensor:
+    "8-bit images (n, h, w, 3) as a CNN sees them: on `device`, scaled to [0, 1], resized to `size`, normalised (`NORMALISE`)."
     x = torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float() / 255
-    mean, std = (torch.tensor(s, device=device).view(1, 3, 1, 1) for s in imagenet_stats)
+    mean, std = (torch.tensor(s, device=device).view(1, 3, 1, 1) for s in NORMALISE[normalise])
     return (resize_batch(x, size or x.shape[-1]) - mean) / std
 
 # %% ../nbs/07_cnn.ipynb #305b63fb
-def slice_dls(slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=32, augment:bool=True,
-              num_workers:int=0, device=None, size:int|None=None):
-    "fastai DataLoaders over labelled slices (`split` 'train'/'valid') for `pipeline`, images from `cache`, resized to `size` on the device."
+def slice_dls(slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=32, augment:str|None='paper',
+              num_workers:int=0, device=None, size:int|None=None, crop:bool=False, normalise:str='imagenet'):
+    "fastai DataLoaders over labelled slices (`split` 'train'/'valid') for `pipeline` from `cache`: cut to the head at `size` px if `crop`, else resized to it on the device."
     missing = {'split', *CLASSES} - set(slices.columns)
     if missing: raise ValueError(f"the slice table needs the columns {sorted(missing)} (labels and the study split)")
+    if crop and not size: raise ValueError("crop needs the size to resize the cut images to")
     df = slices[slices.split.isin(['train', 'valid'])].assign(is_valid=lambda d: d.split == 'valid').reset_index(drop=True)
-    tfms = (paper_augmentation() if augment else []) + ([DeviceResize(size)] if size else []) + [Normalize.from_stats(*imagenet_stats)]
+    tfms = (paper_augmentation(augment) if augment else []) + ([DeviceResize(size)] if size and not crop else []) + \
+           [Normalize.from_stats(*NORMALISE[normalise])]
     block = DataBlock(blocks=(TransformBlock(batch_tfms=IntToFloatTensor), MultiCategoryBlock(encoded=True, vocab=list(CLASSES))),
-                      get_x=CachedImage(cache, pipeline, fmt), get_y=ColReader(list(CLASSES)), splitter=ColSplitter('is_valid'),
-                      batch_tfms=tfms)
+                      get_x=CachedImage(cache, pipeline, fmt, size if crop else None), get_y=ColReader(list(CLASSES)),
+                      splitter=ColSplitter('is_valid'), batch_tfms=tfms)
     return block.dataloaders(df, bs=bs, num_workers=num_workers, device=device)
 
 # %% ../nbs/07_cnn.ipynb #894e9ca6
@@ -151,10 +179,11 @@ def fold_batchnorm(model:nn.Module) -> nn.Module:
 
 # %% ../nbs/07_cnn.ipynb #41165975
 @torch.no_grad()
-def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=64) -> tuple[np.ndarray, np.ndarray]:
-    "Probabilities (n, 6) and embeddings (n, features) of every slice in `slices`, in order, without augmentation."
+def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=64,
+                   crop:int|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "Probabilities (n, 6) and embeddings (n, features) of every slice in `slices`, in order, without augmentation (cut to the head at `crop` px if given, as in training)."
     dl = learn.dls.test_dl(slices.reset_index(drop=True), bs=bs)
-    dl.get_x = CachedImage(cache, pipeline, fmt)
+    dl.get_x = CachedImage(cache, pipeline, fmt, crop)
     gpu = dl.device is not None and dl.device.type == 'cuda'
     model = fold_batchnorm(learn.model).to(dl.device, memory_format=torch.channels_last)   # a copy: the learner keeps its batch norms
     probs = np.empty((len(slices), len(CLASSES)), np.float32)

@@ -19,8 +19,8 @@ from .files import read_table, write_csv
 from .labels import CLASSES, DatasetError, cq500_majority, cq500_name, read_cq500_reads, read_rsna_labels
 
 # %% auto #0
-__all__ = ['SLICE_COLUMNS', 'EXCLUDE_SERIES', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores',
-           'index_rsna', 'series_summary', 'choose_series', 'study_series', 'index_cq500', 'read_study',
+__all__ = ['SLICE_COLUMNS', 'KIND_ORDER', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores', 'index_rsna',
+           'series_summary', 'series_kind', 'choose_series', 'study_series', 'index_cq500', 'read_study',
            'split_patients']
 
 # %% ../nbs/04_data.ipynb #f7362da1
@@ -146,21 +146,42 @@ def _spacing(z:pd.Series) -> float:
 def series_summary(slices:pd.DataFrame) -> pd.DataFrame:
     "One row per series of `slices`: its study, description, kernel, thickness (the slices' spacing where untagged), slice count."
     keys = [c for c in ('study_id', 'patient_id', 'name') if c in slices]
-    series = slices.groupby('series_id', sort=True).agg(**{k: (k, 'first') for k in keys}, description=('description', 'first'),
-                                                        kernel=('kernel', 'first'), thickness=('thickness', 'median'),
+    text = {k: (k, 'first') for k in ('description', 'kernel', 'contrast') if k in slices}
+    series = slices.groupby('series_id', sort=True).agg(**{k: (k, 'first') for k in keys}, **text, thickness=('thickness', 'median'),
                                                         n_slices=('n_slices', 'first'), spacing=('z', _spacing)).reset_index()
+    series[[k for k in ('description', 'kernel', 'contrast') if k not in series]] = ''
     series['thickness'] = series.thickness.fillna(series.spacing).round(3)
     return series.drop(columns='spacing')
 
+# %% ../nbs/04_data.ipynb #sk0001
+_PLAIN = re.compile(r'PRE[\s_-]*CONTRAST|NON[\s_-]*CONTRAST|WITHOUT\s+CONTRAST|\bPLAIN\b|\bNCCT\b', re.I)
+_CONTRAST = re.compile(r'CONTRAST|\bCECT\b|\bPOST\b|\bIV\b|C\+', re.I)
+_SHARP = re.compile(r'BONE|LUNG|EDGE|SHARP', re.I)
+
+def _sharp_kernel(kernel:str) -> bool:
+    "A bone-window reconstruction kernel: BONE, LUNG, EDGE, SHARP, or a Siemens B/H/J kernel numbered 60 or more."
+    m = re.match(r'\s*[BHJ]r?(\d{2})', kernel or '')
+    return bool(_SHARP.search(kernel or '')) or (m is not None and int(m.group(1)) >= 60)
+
+def series_kind(description:str, contrast_agent:str|None=None, kernel:str|None=None) -> str:
+    "'plain', 'contrast', 'bone' or 'other' (cannot tell): from the header's contrast agent and kernel first, the description after."
+    if contrast_agent and str(contrast_agent).strip().upper() not in ('', 'NONE', 'NO', 'N/A'): return 'contrast'
+    if _sharp_kernel(kernel): return 'bone'
+    d = description or ''
+    if re.search(r'\bBONE\b', d, re.I): return 'bone'
+    if _PLAIN.search(d): return 'plain'
+    if _CONTRAST.search(d): return 'contrast'
+    return 'other'
+
 # %% ../nbs/04_data.ipynb #61af0249
-EXCLUDE_SERIES = re.compile(r'bone|contrast|post|c\+|scout|topo|locali|mip|cor|sag|lung', re.I)
+KIND_ORDER = ['plain', 'other', 'contrast', 'bone']          # the kinds of series, most wanted first
 
 def choose_series(series:pd.DataFrame) -> pd.Series:
-    "The series of one study to use (see the rule above), from its rows of `series_summary`, with a `choice` saying why."
-    plain = series[~series.description.str.contains(EXCLUDE_SERIES) & ~series.kernel.str.contains('bone', case=False)]
-    pool, why = (plain, 'plain soft-kernel series nearest 5 mm') if len(plain) else (series, 'no plain soft-kernel series; nearest 5 mm of all')
-    best = pool.assign(_d=(pool.thickness - 5).abs()).sort_values(['_d', 'n_slices'], ascending=[True, False]).iloc[0].drop('_d')
-    best['choice'] = f"{why} ({best.thickness:g} mm, {best.n_slices} slices, of {len(series)} series)"
+    "The series of one study to use (see the rule above), from its rows of `series_summary`, with its `kind` and a `choice` saying why."
+    kinds = [series_kind(d, c, k) for d, c, k in zip(series.description, series.contrast, series.kernel)]
+    ranked = series.assign(kind=kinds, _k=[KIND_ORDER.index(k) for k in kinds], _d=(series.thickness - 5).abs())
+    best = ranked.sort_values(['_k', '_d', 'n_slices'], ascending=[True, True, False]).iloc[0].drop(['_k', '_d'])
+    best['choice'] = f"{best.kind} series nearest 5 mm ({best.thickness:g} mm, {best.n_slices} slices, of {len(series)} series)"
     return best
 
 # %% ../nbs/04_data.ipynb #st02
@@ -174,8 +195,9 @@ def study_series(slices:pd.DataFrame, mode:str='one', by:str='study_id') -> tupl
             rows.append({by: key, 'series_id': best.series_id, 'description': best.description, 'thickness': best.thickness,
                          'choice': best.choice})
         else:
+            kinds = [series_kind(d, c, k) for d, c, k in zip(g.description, g.contrast, g.kernel)]
             rows.append({by: key, 'series_id': ' '.join(g.series_id), 'description': ' | '.join(g.description),
-                         'thickness': g.thickness.min(), 'choice': f"every series ({len(g)})"})
+                         'thickness': g.thickness.min(), 'choice': f"every series ({len(g)}: {', '.join(sorted(kinds))})"})
     choice = pd.DataFrame(rows, columns=[by, 'series_id', 'description', 'thickness', 'choice'])
     used = set(' '.join(choice.series_id).split())
     return slices[slices.series_id.isin(used)].reset_index(drop=True), choice
@@ -186,7 +208,7 @@ def _study_name(path:Path, root:Path, patient_id:str) -> str:
     except ValueError: return patient_id
 
 def index_cq500(root, reads=None, cache=None, workers:int=2, progress:bool=True, report=None,
-                mode:str='one') -> tuple[pd.DataFrame, pd.DataFrame]:
+                mode:str='all') -> tuple[pd.DataFrame, pd.DataFrame]:
     "Slice and study tables of a CQ500-layout folder (a folder per study + reads.csv), the series of each by `study_series`."
     root = Path(root)
     reads = Path(reads) if reads else root / 'reads.csv'
@@ -226,6 +248,8 @@ def split_patients(studies:pd.DataFrame, valid_pct:float=0.2, seed:int=0) -> pd.
     "`studies` with a `split` column, 'train' or 'valid', grouped by patient and stratified by `any`."
     k = max(2, round(1 / valid_pct))
     folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    _, valid = next(folds.split(studies, studies['any'], groups=studies.patient_id))
+    with warnings.catch_warnings():                   # a class rarer than k studies: stratified as well as it can be, said by the split's counts
+        warnings.filterwarnings('ignore', 'The least populated class in y has only')
+        _, valid = next(folds.split(studies, studies['any'], groups=studies.patient_id))
     split = np.full(len(studies), 'train', object); split[valid] = 'valid'
     return studies.assign(split=split)

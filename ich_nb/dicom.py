@@ -226,15 +226,22 @@ def _text(ds:Dataset, tag:str) -> str|None:
     v = ds.get(tag)
     return None if v is None else str(v)
 
+def _float(ds:Dataset, tag:str) -> float:
+    "The number in `tag` (its first value if several), NaN if missing or not a number."
+    v = ds.get(tag)
+    if isinstance(v, MultiValue): v = v[0] if len(v) else None
+    try: return float(v) if v not in (None, '') else np.nan
+    except (TypeError, ValueError): return np.nan
+
 def header_row(path:Path, ds:Dataset) -> dict:
-    "What indexing needs from a header: ids, instance number, size, and position and orientation (`POSITIONS`)."
+    "What indexing needs from a header: ids, instance number, size, position and orientation (`POSITIONS`), and the scan's description."
     inst = ds.get('InstanceNumber')
     return dict(path=str(path), sop_uid=_text(ds, 'SOPInstanceUID'), study_id=_text(ds, 'StudyInstanceUID'), modality=str(ds.get('Modality', '')),
                 series_id=_text(ds, 'SeriesInstanceUID'), patient_id=_text(ds, 'PatientID'),
                 instance_number=np.nan if inst in (None, '') else int(inst),
-                rows=ds.get('Rows'), cols=ds.get('Columns'),
-                thickness=float(ds.SliceThickness) if ds.get('SliceThickness') not in (None, '') else np.nan,
+                rows=ds.get('Rows'), cols=ds.get('Columns'), thickness=_float(ds, 'SliceThickness'),
                 description=str(ds.get('SeriesDescription', '')), kernel=str(ds.get('ConvolutionKernel', '')),
+                contrast=str(ds.get('ContrastBolusAgent', '')), manufacturer=str(ds.get('Manufacturer', '')), kvp=_float(ds, 'KVP'),
                 **dict(zip(POSITIONS, _numbers(ds, 'ImagePositionPatient', 3) + _numbers(ds, 'ImageOrientationPatient', 6))))
 
 # %% ../nbs/00_dicom.ipynb #14497945

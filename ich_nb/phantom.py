@@ -318,9 +318,9 @@ def make_study(seed:int, site:str, index:int, patient:int, prevalence:float=0.4,
         bleeds = [make_bleed(rng, k) for k in kinds]
     scanner, pose = make_scanner(rng, site), make_pose(rng)
     ids = np.random.default_rng([seed, ord(site), index, 2])
-    series = [dict(kind='5mm', thickness=SITES[site]['thick'], kernel='soft')]
+    series = [dict(kind='Plain', thickness=SITES[site]['thick'], kernel='soft')]           # named as CQ500's folders are
     if thin and SITES[site]['thin']: series.append(dict(kind='PLAIN THIN', thickness=SITES[site]['thin'], kernel='soft'))
-    if thin and rng.random() < SITES[site]['bone_series']: series.append(dict(kind='BONE 5mm', thickness=SITES[site]['thick'], kernel='bone'))
+    if thin and rng.random() < SITES[site]['bone_series']: series.append(dict(kind='BONE', thickness=SITES[site]['thick'], kernel='bone'))
     if site == 'A':   # RSNA-style anonymised ids
         pid = np.random.default_rng([seed, ord(site), patient, 3])
         patient_id, study_uid = f'ID_{_hex(pid, 8)}', f'ID_{_hex(ids, 10)}'
@@ -351,7 +351,8 @@ def series_datasets(study:dict, s:dict, r:dict) -> list:
             px = np.mod(np.clip(np.rint(np.nan_to_num(r['hu'][k], nan=-1000)), -1000, 3095), 4096).astype(np.uint16)
             ds.set_pixel_data(px, 'MONOCHROME2', 12, generate_instance_uid=False)
             ds.RescaleIntercept = 0
-        ds.SeriesDescription, ds.ConvolutionKernel = s['kind'], s['kernel'].upper().replace('SOFT', 'STANDARD')
+        ds.ConvolutionKernel = s['kernel'].upper().replace('SOFT', 'STANDARD')
+        if study['site'] != 'A': ds.SeriesDescription = f"CT {s['kind']}"          # RSNA's anonymised headers carry none
         ds.Manufacturer, ds.KVP, ds.StudyDescription = sc['manufacturer'], 120, 'CT HEAD WITHOUT CONTRAST'
         ds.WindowCenter, ds.WindowWidth = ([40, 40], [80, 380]) if k % 2 else (40, 80)   # sometimes multi-valued
         ds.GantryDetectorTilt = round(sc['tilt'], 2)

@@ -13,17 +13,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .cache import series_entry, series_inputs
+from .cache import cached_images, series_entry, series_inputs
 from .cnn import cnn_model, fold_batchnorm, model_inputs, slice_outputs
 from .data import read_study, study_scores
 from .dicom import DicomError, read_volume
 from .labels import CLASSES, DatasetError
 from .rnn import SliceRNN, ensemble_embeddings, predict_rnn
-from .run import Run, cnn_checkpoint, model_spec
+from .run import CNN_MODEL, MODELS, Run, cnn_checkpoint, model_spec
 from .train import read_checkpoint
+from .windowing import crop_resize, head_box, resize
 
 # %% auto #0
-__all__ = ['ensemble', 'model_probs', 'load_cnn', 'load_head', 'predict_studies']
+__all__ = ['ensemble', 'model_probs', 'load_cnn', 'load_head', 'slice_inputs', 'predict_studies']
 
 # %% ../nbs/12_predict.ipynb #pr000006
 def ensemble(*probs) -> np.ndarray:
@@ -31,10 +32,12 @@ def ensemble(*probs) -> np.ndarray:
     return np.mean([np.asarray(p, np.float32) for p in probs], axis=0)
 
 # %% ../nbs/12_predict.ipynb #997a3339
-def model_probs(model:str, cnn:dict, slices:pd.DataFrame|None=None, heads:dict|None=None) -> np.ndarray:
-    "Slice probabilities of `model` from its CNNs' outputs `cnn` ({pipeline: (probs, embeddings)}) and, for an RNN model, its head in `heads`."
+def model_probs(model:str, cnn:dict, slices:pd.DataFrame|None=None, heads:dict|None=None, ensemble_rnn:str='mean') -> np.ndarray:
+    "Slice probabilities of `model` from its CNNs' outputs `cnn` ({pipeline: (probs, embeddings)}) and, for an RNN model, `heads` ({name: head})."
     m = model_spec(model)
     if not m.rnn: return ensemble(*[cnn[p][0] for p in m.pipelines])
+    if len(m.pipelines) > 1 and ensemble_rnn == 'mean':
+        return ensemble(*[model_probs(f'{CNN_MODEL[p]}-RNN', cnn, slices, heads) for p in m.pipelines])
     embs = [cnn[p][1] for p in m.pipelines]
     return predict_rnn(heads[m.head], slices, embs[0] if len(embs) == 1 else ensemble_embeddings(*embs))
 
@@ -47,16 +50,30 @@ def load_cnn(run:Run, pipeline:str, device='cpu', fold:bool=True) -> nn.Module:
     return net.to(device, memory_format=torch.channels_last)
 
 # %% ../nbs/12_predict.ipynb #1111ea06
-def load_head(run:Run, model:str, n_emb:int, device='cpu') -> nn.Module:
-    "The trained RNN head of `model` in `run`, reading embeddings `n_emb` wide."
-    head = SliceRNN(n_emb, run.params['rnn']['hidden'])
-    head.load_state_dict(read_checkpoint(run.checkpoint(model_spec(model).head))['model'])
-    return head.to(device).eval()
+def load_head(run:Run, head:str, n_emb:int, device='cpu') -> nn.Module:
+    "The trained RNN head saved as `head` in `run`, reading embeddings `n_emb` wide."
+    net = SliceRNN(n_emb, run.params['rnn']['hidden'])
+    net.load_state_dict(read_checkpoint(run.checkpoint(head))['model'])
+    return net.to(device).eval()
+
+# %% ../nbs/12_predict.ipynb #si0002
+def slice_inputs(run:Run, rows:pd.DataFrame, pipeline:str, device='cpu', masks=None) -> tuple:
+    "The CNN input of `pipeline` for slice-table `rows` from `run`'s cache, the 8-bit images (n, size, size, 3) it is made of, and `masks` made alike."
+    im, size = run.params['image'], run.params['image']['size']
+    imgs = np.stack([cached_images(run.cache, r.series_id, r.slice_idx, r.n_slices, pipeline, im['cache_format']) for r in rows.itertuples()])
+    m = None if masks is None else resize(np.stack(masks).astype(np.uint8)[..., None] * 255, imgs.shape[1])   # at the cache's size
+    boxes = [head_box(i) for i in imgs] if im['crop'] else None
+    imgs = crop_resize(imgs, size) if im['crop'] else resize(imgs, size)
+    if m is not None: m = (crop_resize(m, size, boxes) if im['crop'] else resize(m, size))[..., 0] > 127
+    x = model_inputs(imgs, size, device, im['normalise'])
+    return (x, imgs) if masks is None else (x, imgs, m)
 
 # %% ../nbs/12_predict.ipynb #pr000015
 def _cnn_outputs(net:nn.Module, entry:np.ndarray, pipeline:str, p:dict, device, bs:int=64) -> tuple[np.ndarray, np.ndarray]:
-    "Probabilities and embeddings of every slice of cache entry `entry` from CNN `net`."
-    x = model_inputs(series_inputs(entry, pipeline), p['image']['size'], device).contiguous(memory_format=torch.channels_last)
+    "Probabilities and embeddings of every slice of cache entry `entry` from CNN `net`, its inputs made as in training."
+    im = p['image']
+    images = series_inputs(entry, pipeline, crop=im['size'] if im['crop'] else None)
+    x = model_inputs(images, im['size'], device, im['normalise']).contiguous(memory_format=torch.channels_last)
     bf16 = torch.autocast('cuda', dtype=torch.bfloat16) if x.is_cuda else contextlib.nullcontext()
     with torch.no_grad(), bf16: out = [slice_outputs(net, x[i:i + bs]) for i in range(0, len(x), bs)]
     return (torch.cat([o[0] for o in out]).cpu().numpy(), torch.cat([o[1] for o in out]).float().cpu().numpy())
@@ -64,7 +81,7 @@ def _cnn_outputs(net:nn.Module, entry:np.ndarray, pipeline:str, p:dict, device, 
 def _predict_study(d:Path, model:str, cnns:dict, heads:dict, p:dict, thresholds:dict, device, pool, workers:int) -> dict:
     "`predict_studies`'s row for study folder `d`."
     try:
-        slices, _ = read_study(d, workers=workers, pool=pool)
+        slices, _ = read_study(d, mode=p['data']['test_series'], workers=workers, pool=pool)
         row = dict(study_dir=str(d), study_id=slices.study_id.iloc[0], series=' | '.join(slices.description.unique()),
                    n_slices=len(slices), error='')
         cnn = {pl: [] for pl in cnns}
@@ -73,7 +90,7 @@ def _predict_study(d:Path, model:str, cnns:dict, heads:dict, p:dict, thresholds:
             for pl, net in cnns.items(): cnn[pl].append(_cnn_outputs(net, entry, pl, p, device))
     except (DatasetError, DicomError) as e: return dict(study_dir=str(d), error=str(e))
     cnn = {pl: tuple(np.concatenate(a) for a in zip(*outs)) for pl, outs in cnn.items()}
-    study = study_scores(slices, model_probs(model, cnn, slices, heads)).iloc[0]
+    study = study_scores(slices, model_probs(model, cnn, slices, heads, p['rnn']['ensemble'])).iloc[0]
     for c in CLASSES:
         row[f'p_{c}'] = float(study[f'p_{c}'])
         for op, t in thresholds[c].items(): row[f'{op}_{c}'] = np.nan if t is None or t != t else int(study[f'p_{c}'] >= t)
@@ -85,8 +102,9 @@ def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, wo
     thresholds = run.thresholds()[model]
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     cnns = {pl: load_cnn(run, pl, device) for pl in m.pipelines}
-    n_emb = sum(net.get_classifier().in_features for net in cnns.values())
-    heads = {m.head: load_head(run, model, n_emb, device)} if m.rnn else {}
+    width = {pl: net.get_classifier().in_features for pl, net in cnns.items()}              # each CNN's embedding
+    reads = {mm.head: mm.pipelines for mm in MODELS.values() if mm.rnn}                      # each head: the CNNs it reads
+    heads = {h: load_head(run, h, sum(width[pl] for pl in reads[h]), device) for h in m.heads(run.params['rnn']['ensemble'])}
     with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         return pd.DataFrame([_predict_study(Path(d), model, cnns, heads, run.params, thresholds, device, pool, workers)
                              for d in study_dirs])

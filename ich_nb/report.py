@@ -17,19 +17,20 @@ import plotly.offline
 import yaml
 from plotly.subplots import make_subplots
 from sklearn.metrics import precision_recall_curve, roc_curve
+from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 import ich_nb
 from .data import study_scores
 from .files import atomic_path, write_csv, write_text
-from .labels import CLASSES
-from .run import MODELS, Run
+from .labels import CLASSES, CQ500_CODES
+from .run import CNN_MODEL, MODELS, Run
 from .stats import (class_metrics, delong_test, mcnemar_test, mean_average_precision, operating_points,
                           threshold_metrics)
 
 # %% auto #0
 __all__ = ['PROB', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1', 'fig2', 'table2',
-           'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings', 'fig1_static',
-           'fig2_static', 'write_report']
+           'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings', 'table1',
+           'table_s1', 'table_s2', 'inference_table', 'ledger', 'fig1_static', 'fig2_static', 'write_report']
 
 # %% ../nbs/13_report.ipynb #c08dd943
 PROB = {c: f'p_{c}' for c in CLASSES}
@@ -75,16 +76,23 @@ def _split(preds, split):
     if d.empty: raise ValueError(f"no predictions with split == {split!r}")
     return d
 
+def _metrics(d:pd.DataFrame, ci:str, n_boot:int) -> pd.DataFrame:
+    "`class_metrics` of a model's rows: a class with no positive study is n/a in every table and legend, so its warning is not repeated."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', r'class \w+: no (positive|negative) case')
+        return class_metrics(*_arrays(d), ci=ci, n_boot=n_boot)
+
 def _arrays(d:pd.DataFrame):
     return d[list(CLASSES)].to_numpy(), d[[PROB[c] for c in CLASSES]].to_numpy()
 
-def table_s3(preds:pd.DataFrame, split:str='test') -> pd.DataFrame:
-    "Every model x class: AUC-ROC with DeLong 95% CI, AUC-PR; and each model's mAP."
+def table_s3(preds:pd.DataFrame, split:str='test', ci:str='delong', n_boot:int=1000) -> pd.DataFrame:
+    "Every model x class: AUC-ROC and AUC-PR with 95% intervals (AUC-ROC's by `ci`), and each model's mAP."
     out = []
     for m, d in _split(preds, split).groupby('model', sort=False):
         y, p = _arrays(d)
-        out.append(class_metrics(y, p).assign(model=m, mAP=mean_average_precision(y, p)))
-    return pd.concat(out, ignore_index=True)[['model', 'cls', 'n_pos', 'auc', 'auc_lower', 'auc_upper', 'auc_pr', 'mAP']]
+        out.append(_metrics(d, ci, n_boot).assign(model=m, mAP=mean_average_precision(y, p)))
+    return pd.concat(out, ignore_index=True)[['model', 'cls', 'n_pos', 'auc', 'auc_lower', 'auc_upper', 'auc_pr', 'auc_pr_lower',
+                                             'auc_pr_upper', 'mAP']]
 
 # %% ../nbs/13_report.ipynb #fd14fb57
 def fig1(s3:pd.DataFrame, paper:bool=True) -> go.Figure:
@@ -104,27 +112,31 @@ def fig1(s3:pd.DataFrame, paper:bool=True) -> go.Figure:
     return fig
 
 # %% ../nbs/13_report.ipynb #01d0b520
-def fig2(preds:pd.DataFrame, model:str, split:str='test') -> go.Figure:
-    "Fig. 2: ROC and PR curves of each class for `model`, AUCs (with CI) in the legend."
-    d = _split(preds, split)
-    d = d[d.model == model]
-    cm = class_metrics(*_arrays(d)).set_index('cls')
-    fig = make_subplots(1, 2, subplot_titles=('ROC', 'Precision-recall'))
+_PANELS = ('a: ROC, any haemorrhage', 'b: ROC, each subtype', 'c: precision-recall, any haemorrhage', 'd: precision-recall, each subtype')
+
+def _curves(d:pd.DataFrame, ci:str, n_boot:int):
+    "(class, colour, ROC curve, PR curve, its row of `class_metrics`) for each class of `d` with positive and negative cases."
+    cm = _metrics(d, ci, n_boot).set_index('cls')
     for i, c in enumerate(CLASSES):
         y, p = d[c].to_numpy(), d[PROB[c]].to_numpy()
         if y.all() or not y.any(): continue
-        colour = matplotlib.colors.to_hex(plt.get_cmap('tab10')(i))
-        fpr, tpr, _ = roc_curve(y, p)
-        prec, rec, _ = precision_recall_curve(y, p)
-        m = cm.loc[c]
-        fig.add_scatter(x=fpr, y=tpr, row=1, col=1, mode='lines', line=dict(color=colour), legendgroup=c,
-                        name=f"{CLASSES[c]}: AUC {interval_text(m.auc, m.auc_lower, m.auc_upper)}")
-        fig.add_scatter(x=rec, y=prec, row=1, col=2, mode='lines', line=dict(color=colour, dash='dot'), legendgroup=c,
-                        name=f"{CLASSES[c]}: AUC-PR {m.auc_pr:.3f}")
-    fig.add_scatter(x=[0, 1], y=[0, 1], row=1, col=1, mode='lines', line=dict(color='grey', dash='dash'), showlegend=False)
-    fig.update_xaxes(title_text='1 - specificity', row=1, col=1, range=[0, 1]); fig.update_yaxes(title_text='sensitivity', row=1, col=1, range=[0, 1.02])
-    fig.update_xaxes(title_text='recall', row=1, col=2, range=[0, 1]); fig.update_yaxes(title_text='precision', row=1, col=2, range=[0, 1.02])
-    fig.update_layout(template='plotly_white', title=f'Fig. 2: {model} on the {split} set', height=520)
+        yield c, matplotlib.colors.to_hex(plt.get_cmap('tab10')(i)), roc_curve(y, p)[:2], precision_recall_curve(y, p)[:2], cm.loc[c]
+
+def fig2(preds:pd.DataFrame, model:str, split:str='test', ci:str='delong', n_boot:int=1000) -> go.Figure:
+    "Fig. 2: ROC (a, b) and PR curves (c, d) of any haemorrhage and each subtype for `model`, AUCs with 95% CI in the legend."
+    d = _split(preds, split)
+    fig = make_subplots(2, 2, subplot_titles=_PANELS, vertical_spacing=0.12)
+    for c, colour, (fpr, tpr), (prec, rec), m in _curves(d[d.model == model], ci, n_boot):
+        col = 1 if c == 'any' else 2
+        fig.add_scatter(x=fpr, y=tpr, row=1, col=col, mode='lines', line=dict(color=colour), legendgroup=c,
+                        name=f"{CLASSES[c]}: AUC-ROC {interval_text(m.auc, m.auc_lower, m.auc_upper)}")
+        fig.add_scatter(x=rec, y=prec, row=2, col=col, mode='lines', line=dict(color=colour, dash='dot'), legendgroup=c,
+                        name=f"{CLASSES[c]}: AUC-PR {interval_text(m.auc_pr, m.auc_pr_lower, m.auc_pr_upper)}")
+    for col in (1, 2):
+        fig.add_scatter(x=[0, 1], y=[0, 1], row=1, col=col, mode='lines', line=dict(color='grey', dash='dash'), showlegend=False)
+        fig.update_xaxes(title_text='1 - specificity', row=1, col=col, range=[0, 1]); fig.update_yaxes(title_text='sensitivity', row=1, col=col, range=[0, 1.02])
+        fig.update_xaxes(title_text='recall', row=2, col=col, range=[0, 1]); fig.update_yaxes(title_text='precision', row=2, col=col, range=[0, 1.02])
+    fig.update_layout(template='plotly_white', title=f'Fig. 2: {model} on the {split} set', height=900)
     return fig
 
 # %% ../nbs/13_report.ipynb #0072b2e7
@@ -187,22 +199,24 @@ def _json_threshold(t:float) -> float|None:
     return None if t != t else math.nextafter(1.0, math.inf) if t == math.inf else t
 
 # %% ../nbs/13_report.ipynb #ev000005
-def run_metrics(preds:pd.DataFrame) -> dict:
-    "What `metrics.json` keeps: study counts and, per model, mAP, AUC-ROC (any) with its interval, and per class AUC-ROC, AUC-PR."
-    s3 = table_s3(preds)
+def run_metrics(preds:pd.DataFrame, s3:pd.DataFrame|None=None) -> dict:
+    "What `metrics.json` keeps: study counts and, per model, mAP, AUC-ROC (any) with its interval, and per class AUC-ROC and AUC-PR with theirs."
+    s3 = table_s3(preds) if s3 is None else s3
     out = dict(test_studies=int(_split(preds, 'test').study_id.nunique()),
                valid_studies=int(_split(preds, 'valid').study_id.nunique()), models={})
     for m, g in s3.groupby('model', sort=False):
         g = g.set_index('cls')
         a = g.loc['any']
         out['models'][m] = dict(mAP=float(a.mAP), auc_any=float(a.auc), auc_any_lower=float(a.auc_lower), auc_any_upper=float(a.auc_upper),
-                                per_class={c: dict(auc=float(r.auc), auc_pr=float(r.auc_pr), n_pos=int(r.n_pos)) for c, r in g.iterrows()})
+                                per_class={c: dict(n_pos=int(r.n_pos), **{k: float(r[k]) for k in ('auc', 'auc_lower', 'auc_upper', 'auc_pr',
+                                                                                                  'auc_pr_lower', 'auc_pr_upper')})
+                                           for c, r in g.iterrows()})
     return out
 
 # %% ../nbs/13_report.ipynb #ev000008
-def paper_findings(preds:pd.DataFrame, split:str='test') -> pd.DataFrame:
+def paper_findings(preds:pd.DataFrame, split:str='test', s3:pd.DataFrame|None=None) -> pd.DataFrame:
     "The paper's findings about what each idea adds, each checked on this run's `split`: the numbers, and whether it holds."
-    s3 = table_s3(preds, split)
+    s3 = table_s3(preds, split) if s3 is None else s3
     auc = s3[s3.cls == 'any'].set_index('model').auc
     mAP = s3.drop_duplicates('model').set_index('model').mAP
     paper = paper_fig1().set_index('model')
@@ -224,6 +238,59 @@ def paper_findings(preds:pd.DataFrame, split:str='test') -> pd.DataFrame:
                          this_run=f"{mAP[m]:.3f} -> {mAP[m + '-RNN']:.3f}", holds=bool(mAP[m + '-RNN'] >= mAP[m])))
     return pd.DataFrame(rows)
 
+# %% ../nbs/13_report.ipynb #tb000002
+def table1(datasets:dict) -> pd.DataFrame:
+    "Table 1: studies, and the number and share of studies positive for each class and negative, per dataset ({name: study table})."
+    out = {}
+    for name, studies in datasets.items():
+        counts = {CLASSES[c]: int(studies[c].sum()) for c in CLASSES} | {'Negative': int((studies['any'] == 0).sum())}
+        out[name] = {'Studies': f"{len(studies):,}"} | {k: f"{v:,} ({100 * v / max(len(studies), 1):.1f} %)" for k, v in counts.items()}
+    return pd.DataFrame(out).rename_axis('class')
+
+# %% ../nbs/13_report.ipynb #tb000005
+def table_s1(reads:pd.DataFrame) -> pd.DataFrame:
+    "Table S1: Fleiss' κ of the three readers for each class (reads.csv as `read_cq500_reads` gives it), and κ as the authors printed it."
+    kappa = {}
+    for c, code in CQ500_CODES.items():
+        table, _ = aggregate_raters(reads[[f'R{r}:{code}' for r in (1, 2, 3)]].to_numpy(int), n_cat=2)
+        kappa[c] = fleiss_kappa(table)
+    out = pd.DataFrame({'fleiss_kappa': kappa}).reindex(list(CLASSES)).rename_axis('class')
+    return out.assign(printed=[float(f"{float(f'{k:.3f}'):.2f}") for k in out.fleiss_kappa])
+
+# %% ../nbs/13_report.ipynb #tb000008
+def table_s2(headers:dict) -> pd.DataFrame:
+    "Table S2: how each dataset's scans were made ({name: header table of `scan_headers`}): scanners, thickness, kVp, matrix."
+    out = {}
+    for name, h in headers.items():
+        h = h[h.error.isna()] if 'error' in h else h
+        series = h.groupby('series_id').agg(study=('study_id', 'first'), manufacturer=('manufacturer', 'first'), thickness=('thickness', 'median'),
+                                             kvp=('kvp', 'median'), matrix=('rows', lambda r: f"{int(r.iloc[0])}"))
+        makers = series.manufacturer.fillna('').replace('', 'not recorded').value_counts()
+        thick, kvp = series.thickness.dropna(), series.kvp.dropna()
+        out[name] = {'Studies': f"{series.study.nunique():,}", 'Series': f"{len(series):,}", 'Slices': f"{len(h):,}",
+                     'Manufacturers (series)': '; '.join(f"{k} {v}" for k, v in makers.items()),
+                     'Slice thickness, mm (median, range)': f"{thick.median():g} ({thick.min():g}-{thick.max():g})" if len(thick) else 'not recorded',
+                     'Tube voltage, kVp': ', '.join(f"{v:g}" for v in sorted(kvp.unique())) or 'not recorded',
+                     'Matrix (series)': '; '.join(f"{k} × {k} {v}" for k, v in series.matrix.value_counts().items())}
+    return pd.DataFrame(out).rename_axis('')
+
+# %% ../nbs/13_report.ipynb #tb000011
+def inference_table(cnns:pd.DataFrame, rnns:pd.DataFrame) -> pd.DataFrame:
+    "Seconds per slice of every model (its CNNs' and its own part), with the device, beside the paper's (`paper_values`)."
+    own = pd.concat([cnns, rnns]).set_index('model')
+    rows = []
+    for name, m in MODELS.items():
+        cnn = sum(own.seconds_per_slice.get(CNN_MODEL[p], np.nan) for p in m.pipelines)
+        extra = own.seconds_per_slice.get(name, 0.) if m.rnn else 0.
+        rows.append(dict(model=name, seconds_per_slice=cnn + extra, device=own.device.get(CNN_MODEL[m.pipelines[0]], ''),
+                         paper_seconds_per_slice=paper_values()['seconds_per_slice']))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/13_report.ipynb #tb000014
+def ledger() -> pd.DataFrame:
+    "The deviation ledger: every place where the paper, the authors' code and `ich-nb reproduce --profile paper` differ."
+    return pd.DataFrame(yaml.safe_load((Path(ich_nb.__file__).parent / 'paper' / 'deviations.yaml').read_text()))
+
 # %% ../nbs/13_report.ipynb #2d2394c5
 def fig1_static(s3:pd.DataFrame, path, paper:bool=True):
     "Fig. 1 as a static image (`path` ending .png or .svg)."
@@ -240,22 +307,20 @@ def fig1_static(s3:pd.DataFrame, path, paper:bool=True):
     f.tight_layout(); f.savefig(path, dpi=150); plt.close(f)
 
 # %% ../nbs/13_report.ipynb #6d4f4229
-def fig2_static(preds:pd.DataFrame, model:str, path, split:str='test'):
-    "Fig. 2 as a static image."
-    d = _split(preds, split); d = d[d.model == model]
-    cm = class_metrics(*_arrays(d)).set_index('cls')
-    f, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.6))
-    for c in CLASSES:
-        y, p = d[c].to_numpy(), d[PROB[c]].to_numpy()
-        if y.all() or not y.any(): continue
-        fpr, tpr, _ = roc_curve(y, p); prec, rec, _ = precision_recall_curve(y, p)
-        m = cm.loc[c]
-        a1.plot(fpr, tpr, label=f"{CLASSES[c]} {interval_text(m.auc, m.auc_lower, m.auc_upper)}")
-        a2.plot(rec, prec, label=f"{CLASSES[c]} {m.auc_pr:.3f}")
-    a1.plot([0, 1], [0, 1], '--', color='grey')
-    a1.set(xlabel='1 - specificity', ylabel='sensitivity', title='ROC (AUC [95% CI])')
-    a2.set(xlabel='recall', ylabel='precision', title='Precision-recall (AUC-PR)')
-    for a in (a1, a2): a.legend(fontsize=7, loc='lower left' if a is a2 else 'lower right')
+def fig2_static(preds:pd.DataFrame, model:str, path, split:str='test', ci:str='delong', n_boot:int=1000):
+    "Fig. 2's four panels as a static image."
+    d = _split(preds, split)
+    f, axs = plt.subplots(2, 2, figsize=(11, 9.2))
+    for c, colour, (fpr, tpr), (prec, rec), m in _curves(d[d.model == model], ci, n_boot):
+        col = 0 if c == 'any' else 1
+        axs[0, col].plot(fpr, tpr, color=colour, label=f"{CLASSES[c]} {interval_text(m.auc, m.auc_lower, m.auc_upper)}")
+        axs[1, col].plot(rec, prec, color=colour, label=f"{CLASSES[c]} {interval_text(m.auc_pr, m.auc_pr_lower, m.auc_pr_upper)}")
+    for a, title in zip(axs.flat, _PANELS):
+        roc = a in axs[0]
+        if roc: a.plot([0, 1], [0, 1], '--', color='grey')
+        a.set(xlabel='1 - specificity' if roc else 'recall', ylabel='sensitivity' if roc else 'precision', xlim=(0, 1), ylim=(0, 1.02),
+              title=title + (' (AUC-ROC [95% CI])' if roc else ' (AUC-PR [95% CI])'))
+        if a.lines: a.legend(fontsize=7, loc='lower right' if roc else 'lower left')
     f.suptitle(f'{model}, {split} set'); f.tight_layout(); f.savefig(path, dpi=150); plt.close(f)
 
 # %% ../nbs/13_report.ipynb #dd7d9ab0
@@ -271,34 +336,41 @@ def _table_html(df:pd.DataFrame) -> str:
     return _with_ci(df).to_html(index=False, border=0, classes='t', na_rep='n/a',
                                 float_format=lambda v: f'{v:.3g}' if abs(v) < 1e-3 and v != 0 else f'{v:.3f}')
 
-def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb report') -> Path:
-    "Figures (HTML fragments, PNG, SVG), tables (CSV, HTML) and one self-contained report.html in `out`."
+def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb report', ci:str='delong', n_boot:int=1000,
+                 s3:pd.DataFrame|None=None, extra:dict|None=None) -> Path:
+    "Figures (HTML fragments, PNG, SVG), tables (CSV, HTML) and one self-contained report.html in `out`; `extra`: {title: table} to add."
     out = Path(out); (out / 'figures').mkdir(parents=True, exist_ok=True); (out / 'tables').mkdir(exist_ok=True)
     models = list(dict.fromkeys(preds.model))
     model = model or models[-1]
-    s3, t2, s4 = table_s3(preds), table2(preds, model), table_s4(preds)
-    figs = {'fig1': fig1(s3), 'fig2': fig2(preds, model)}
+    s3 = table_s3(preds, ci=ci, n_boot=n_boot) if s3 is None else s3
+    t2, s4 = table2(preds, model), table_s4(preds)
+    figs = {'fig1': fig1(s3), 'fig2': fig2(preds, model, ci=ci, n_boot=n_boot)}
     for name, fig in figs.items():
         write_text(fig.to_html(full_html=False, include_plotlyjs=False), out / 'figures' / f'{name}.html')
     for ext in ('png', 'svg'):
         with atomic_path(out / 'figures' / f'fig1.{ext}') as tmp: fig1_static(s3, tmp)
-        with atomic_path(out / 'figures' / f'fig2.{ext}') as tmp: fig2_static(preds, model, tmp)
+        with atomic_path(out / 'figures' / f'fig2.{ext}') as tmp: fig2_static(preds, model, tmp, ci=ci, n_boot=n_boot)
     tables = {'table2': t2, 'table_s3': s3, 'table_s4': s4}
     for name, t in tables.items():
         write_csv(t, out / 'tables' / f'{name}.csv')
         write_text(_table_html(t), out / 'tables' / f'{name}.html')
+    intervals = {'bootstrap': f'percentile bootstrap, {n_boot} resamples', 'delong': "DeLong's (AUC-PR: percentile bootstrap)"}[ci]
     parts = [f'<h1>{html.escape(title)}</h1>',
              f'<p>{len(models)} models; {preds[preds.split == "test"].study_id.nunique()} test and '
-             f'{preds[preds.split == "valid"].study_id.nunique()} validation studies. n/a: not defined by these studies '
-             '(a class with no positive study; an AUC interval from a single one; a likelihood-ratio bound where a count is 0).</p>',
+             f'{preds[preds.split == "valid"].study_id.nunique()} validation studies. 95 % intervals of AUCs: {intervals}. '
+             'n/a: not defined by these studies (a class with no positive study; an AUC interval from a single one; a '
+             'likelihood-ratio bound where a count is 0).</p>',
              '<h2>Fig. 1</h2>', (out / 'figures' / 'fig1.html').read_text(),
              f'<h2>Fig. 2 ({html.escape(model)})</h2>', (out / 'figures' / 'fig2.html').read_text(),
              f'<h2>Table 2: operating points of {html.escape(model)}</h2>', _table_html(t2),
              '<h2>Table S3: every model and class</h2>', _table_html(s3),
              '<h2>Table S4: model comparisons (any haemorrhage)</h2>', _table_html(s4)]
+    for heading, t in (extra or {}).items():
+        parts += [f'<h2>{html.escape(heading)}</h2>', t.to_html(border=0, classes='t', na_rep='n/a')]
+    parts += ['<h2>How this run differs from the paper: the deviation ledger</h2>', ledger().to_html(index=False, border=0, classes='t', na_rep='')]
     page = ('<!doctype html><html><head><meta charset="utf-8"><title>' + html.escape(title) + '</title>'
             '<style>body{font-family:sans-serif;max-width:1100px;margin:auto} table.t{border-collapse:collapse;font-size:12px}'
-            ' table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd}</style>'
+            ' table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd;vertical-align:top}</style>'
             '<script type="text/javascript">' + plotly.offline.get_plotlyjs() + '</script></head><body>'
             + '\n'.join(parts) + '</body></html>')
     write_text(page, out / 'report.html')

@@ -19,7 +19,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from .labels import CLASSES
 
 # %% auto #0
-__all__ = ['neighbours', 'SliceRNN', 'StudySequences', 'pad_studies', 'study_dls', 'EpochDecay', 'rnn_learner', 'predict_rnn',
+__all__ = ['neighbours', 'SliceRNN', 'SeriesSequences', 'pad_series', 'series_dls', 'EpochDecay', 'rnn_learner', 'predict_rnn',
            'ensemble_embeddings']
 
 # %% ../nbs/08_rnn.ipynb #5c195aac
@@ -55,24 +55,24 @@ class SliceRNN(nn.Module):
         return self.out(h1 + h2 + torch.relu(self.lin1(h1)) + torch.relu(self.lin2(h2)) + skip)
 
 # %% ../nbs/08_rnn.ipynb #f65e3a82
-class StudySequences(torch.utils.data.Dataset):
-    "Each study of `slices` as (embeddings in scan order, slice labels or zeros); `emb` rows align with `slices` rows."
+class SeriesSequences(torch.utils.data.Dataset):
+    "Each series of `slices` as (embeddings in scan order, slice labels or zeros); `emb` rows align with `slices` rows."
     n_inp = 2          # a batch is (embeddings, lengths | labels, mask): two inputs for fastai
-    def __init__(self, slices:pd.DataFrame, emb:np.ndarray, studies=None):
+    def __init__(self, slices:pd.DataFrame, emb:np.ndarray, series=None):
         s = slices.reset_index(drop=True)
-        self.studies = list(studies) if studies is not None else list(dict.fromkeys(s.study_id))
-        order = s.sort_values(['study_id', 'series_id', 'slice_idx'])
-        self.rows = {k: g.index.to_numpy() for k, g in order.groupby('study_id', sort=False)}
+        self.series = list(series) if series is not None else list(dict.fromkeys(s.series_id))
+        order = s.sort_values(['series_id', 'slice_idx'])
+        self.rows = {k: g.index.to_numpy() for k, g in order.groupby('series_id', sort=False)}
         self.emb = emb
         self.labels = s[list(CLASSES)].to_numpy(np.float32) if set(CLASSES) <= set(s) else np.zeros((len(s), len(CLASSES)), np.float32)
-    def __len__(self): return len(self.studies)
+    def __len__(self): return len(self.series)
     def __getitem__(self, i):
-        r = self.rows[self.studies[i]]
+        r = self.rows[self.series[i]]
         return torch.from_numpy(np.asarray(self.emb[r], np.float32)), torch.from_numpy(self.labels[r])
 
 # %% ../nbs/08_rnn.ipynb #7b8a44fb
-def pad_studies(items) -> tuple:
-    "Collate studies: embeddings (B, L, F), lengths, labels (B, L, 6), mask (B, L)."
+def pad_series(items) -> tuple:
+    "Collate series: embeddings (B, L, F), lengths, labels (B, L, 6), mask (B, L)."
     lengths = torch.tensor([len(e) for e, _ in items])
     L, F = int(lengths.max()), items[0][0].shape[1]
     emb, lab = torch.zeros(len(items), L, F), torch.zeros(len(items), L, len(CLASSES))
@@ -81,14 +81,14 @@ def pad_studies(items) -> tuple:
     return emb, lengths, lab, mask
 
 # %% ../nbs/08_rnn.ipynb #6210548c
-def study_dls(slices:pd.DataFrame, emb:np.ndarray, bs:int=4, device=None) -> DataLoaders:
-    "fastai DataLoaders of training and validation studies (`split` column) for the RNN, on the GPU if there is one."
+def series_dls(slices:pd.DataFrame, emb:np.ndarray, bs:int=4, device=None) -> DataLoaders:
+    "fastai DataLoaders of the series of training and validation studies (`split` column) for the RNN, on the GPU if there is one."
     device = device or default_device()              # a plain fastai DataLoader would leave batches and model on the CPU
     s = slices.reset_index(drop=True)
-    ids = lambda split: list(dict.fromkeys(s.study_id[s.split == split]))
-    train, valid = (StudySequences(s, emb, ids(k)) for k in ('train', 'valid'))
-    return DataLoaders(DataLoader(train, bs=bs, shuffle=True, drop_last=False, create_batch=pad_studies, device=device),
-                       DataLoader(valid, bs=bs, create_batch=pad_studies, device=device), device=device)
+    ids = lambda split: list(dict.fromkeys(s.series_id[s.split == split]))
+    train, valid = (SeriesSequences(s, emb, ids(k)) for k in ('train', 'valid'))
+    return DataLoaders(DataLoader(train, bs=bs, shuffle=True, drop_last=False, create_batch=pad_series, device=device),
+                       DataLoader(valid, bs=bs, create_batch=pad_series, device=device), device=device)
 
 # %% ../nbs/08_rnn.ipynb #7b5cece9
 class EpochDecay(Callback):
@@ -107,17 +107,17 @@ def rnn_learner(dls, n_emb:int, hidden:int=2048) -> Learner:
 def predict_rnn(head:nn.Module, slices:pd.DataFrame, emb:np.ndarray, bs:int=8) -> np.ndarray:
     "Slice probabilities (n, 6) from the RNN `head`, in the row order of `slices`."
     s = slices.reset_index(drop=True)
-    ds = StudySequences(s, emb)
+    ds = SeriesSequences(s, emb)
     model, dev = head.eval(), next(head.parameters()).device
     out = np.zeros((len(s), len(CLASSES)), np.float32)
     for i in range(0, len(ds), bs):
         items = [ds[k] for k in range(i, min(i + bs, len(ds)))]
-        e, lengths, _, _ = pad_studies(items)
+        e, lengths, _, _ = pad_series(items)
         p = torch.sigmoid(model(e.to(dev), lengths)).cpu().numpy()
-        for k, n in enumerate(lengths.tolist()): out[ds.rows[ds.studies[i + k]]] = p[k, :n]
+        for k, n in enumerate(lengths.tolist()): out[ds.rows[ds.series[i + k]]] = p[k, :n]
     return out
 
 # %% ../nbs/08_rnn.ipynb #0ff1f755
 def ensemble_embeddings(*embs) -> np.ndarray:
-    "The embeddings of several CNNs for the same slices, side by side: the input of CNNens-RNN."
+    "The embeddings of several CNNs for the same slices, side by side: the input of CNNens-RNN with `rnn.ensemble: concat`."
     return np.concatenate([np.asarray(e, np.float32) for e in embs], axis=1)

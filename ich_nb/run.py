@@ -21,7 +21,7 @@ from .labels import CLASSES
 # %% auto #0
 __all__ = ['PROFILES', 'OPTIONAL', 'SCHEMA', 'MODELS', 'CNN_MODEL', 'RESULTS', 'SLICE_KEEP', 'ConfigError', 'profile_file',
            'list_profiles', 'validate', 'real_data', 'load_profile', 'Model', 'cnn_checkpoint', 'model_spec',
-           'start_run', 'Run']
+           'start_run', 'Run', 'checkpoint_path', 'last_checkpoint', 'read_losses', 'kept_checkpoint']
 
 # %% ../nbs/11_run.ipynb #ae9f2e28
 class ConfigError(Exception):
@@ -49,11 +49,14 @@ def list_profiles() -> dict:
 OPTIONAL = {'image.cache_size': None}  # keys a profile may leave out, and their values then
 SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
     'data': {'source': {'phantom', 'real'}, 'data_dir': (str, None), 'train_studies': (int, None), 'test_studies': (int, None),
-             'matrix': (int, None), 'prevalence': (float, None), 'reader_error': (float, None)},
+             'matrix': (int, None), 'prevalence': (float, None), 'reader_error': (float, None), 'test_series': {'all', 'one'}},
     'split': {'valid_pct': (float,)},
-    'image': {'size': (int,), 'cache_size': (int, None), 'cache_format': {'npy', 'png'}},
-    'cnn': {'arch': (str,), 'pretrained': (bool, str), 'epochs': (int,), 'lr': (float,), 'batch_size': (int,)},
-    'rnn': {'hidden': (int,), 'epochs': (int,), 'lr': (float,), 'lr_decay': (float,), 'batch_size': (int,)},
+    'image': {'size': (int,), 'cache_size': (int, None), 'cache_format': {'npy', 'png'}, 'crop': (bool,),
+              'normalise': {'imagenet', 'authors'}},
+    'cnn': {'arch': (str,), 'pretrained': (bool, str), 'epochs': (int,), 'lr': (float,), 'batch_size': (int,),
+            'augment': {'paper', 'authors'}, 'keep': {'last', 'best_valid_loss'}},
+    'rnn': {'hidden': (int,), 'epochs': (int,), 'lr': (float,), 'lr_decay': (float,), 'batch_size': (int,), 'ensemble': {'mean', 'concat'}},
+    'eval': {'ci': {'bootstrap', 'delong'}, 'n_boot': (int,)},
     'seed': (int,), 'workers': (int,)}
 
 # %% ../nbs/11_run.ipynb #6291b261
@@ -144,8 +147,14 @@ class Model:
 
     @property
     def head(self) -> str|None:
-        "The checkpoint name of its RNN head (None without one)."
+        "The checkpoint name of its own RNN head (None without one)."
         return f"rnn_{self.name.replace('-', '_')}" if self.rnn else None
+
+    def heads(self, ensemble:str='mean') -> list:
+        "The checkpoint names of the RNN heads its probabilities come from: the ensemble's are its CNNs' heads unless `concat`."
+        if not self.rnn: return []
+        if len(self.pipelines) == 1 or ensemble == 'concat': return [self.head]
+        return [f"rnn_{CNN_MODEL[p]}_RNN" for p in self.pipelines]
 
 # %% ../nbs/11_run.ipynb #mo0004
 def cnn_checkpoint(pipeline:str) -> str:
@@ -205,7 +214,8 @@ class Run:
         return _read_params(f)
 
     def data(self, part:str) -> Path:
-        "Where the phantom's 'train' (RSNA layout) or 'test' (CQ500 layout) data are written."
+        "The root of the run's 'train' (RSNA layout) or 'test' (CQ500 layout) dataset: the phantom it makes, or the real data's."
+        if self.params['data']['source'] == 'real': return real_data(self.params['data']['data_dir'])[part == 'test']
         return self.path / 'data' / part
 
     @property
@@ -248,15 +258,42 @@ def preds(self:Run, model:str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray|Non
     emb = folder / 'embeddings.npy'
     return read_table(folder / 'slices.csv'), np.load(folder / 'probs.npy', mmap_mode='r'), np.load(emb, mmap_mode='r') if emb.exists() else None
 
+# %% ../nbs/11_run.ipynb #ck0002
+def checkpoint_path(folder, name:str, epoch:int) -> Path:
+    "Where epoch `epoch` of checkpoint `name` is written."
+    return Path(folder) / f'{name}_epoch{epoch}.pth'
+
+def last_checkpoint(folder, name:str) -> tuple[Path|None, int]:
+    "The newest checkpoint of `name` in `folder` and its epoch (-1 if none)."
+    found = [(int(p.stem.rsplit('epoch', 1)[1]), p) for p in Path(folder).glob(f'{name}_epoch*.pth')]
+    return (max(found)[1], max(found)[0]) if found else (None, -1)
+
+# %% ../nbs/11_run.ipynb #ck0003
+def read_losses(folder, name:str) -> dict:
+    "{epoch: {'train': loss, 'valid': loss}} of checkpoint `name`, as training logged them ({} before any)."
+    f = Path(folder) / f'{name}_losses.json'
+    return {int(k): v for k, v in json.loads(f.read_text()).items()} if f.exists() else {}
+
+# %% ../nbs/11_run.ipynb #ck0004
+def kept_checkpoint(folder, name:str, epochs:int, keep:str='last') -> Path:
+    "The checkpoint of `name` trained for `epochs` that a run keeps: the last epoch's, or (`best_valid_loss`) the lowest validation loss's."
+    final = checkpoint_path(folder, name, epochs - 1)
+    if not final.exists(): raise ConfigError(f"{final} does not exist: training has not finished; run `ich-nb reproduce` again to finish it")
+    if keep == 'last': return final
+    if keep != 'best_valid_loss': raise ValueError(f"keep must be 'last' or 'best_valid_loss', not {keep!r}")
+    losses = {k: v['valid'] for k, v in read_losses(folder, name).items() if k < epochs and v.get('valid') is not None}
+    if len(losses) < epochs: raise ConfigError(f"{Path(folder) / name}_losses.json lacks the validation loss of some epochs: "
+                                               "delete the run's models folder and run `ich-nb reproduce` again")
+    best = min(losses.values())
+    return checkpoint_path(folder, name, max(k for k, v in losses.items() if v == best))
+
 # %% ../nbs/11_run.ipynb #ru000011
 @patch
 def checkpoint(self:Run, name:str) -> Path:
-    "The final epoch's checkpoint of `name` (`cnn_<pipeline>` or an RNN head), which must exist."
-    epochs = self.params['rnn' if name.startswith('rnn_') else 'cnn']['epochs']
-    f = self.path / 'models' / f'{name}_epoch{epochs - 1}.pth'
-    if not f.exists(): raise ConfigError(f"{self.path} has no {f.relative_to(self.path)}: the run has not finished training; "
-                                         "run `ich-nb reproduce` with the same --run-dir to finish it")
-    return f
+    "The checkpoint the run keeps of `name` (`cnn_<pipeline>` by `cnn.keep`, or an RNN head: its last epoch)."
+    rnn = name.startswith('rnn_')
+    p = self.params['rnn' if rnn else 'cnn']
+    return kept_checkpoint(self.path / 'models', name, p['epochs'], 'last' if rnn else p['keep'])
 
 # %% ../nbs/11_run.ipynb #ru000022
 @patch

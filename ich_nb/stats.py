@@ -16,9 +16,9 @@ from statsmodels.stats.proportion import proportion_confint
 from .labels import CLASSES
 
 # %% auto #0
-__all__ = ['delong_cov', 'auc_ci', 'DeLong', 'delong_test', 'delong_unpaired_test', 'clopper_pearson', 'McNemar', 'mcnemar_table',
-           'mcnemar_test', 'likelihood_ratios', 'roc_points', 'operating_points', 'threshold_metrics', 'class_metrics',
-           'mean_average_precision']
+__all__ = ['delong_cov', 'resample_counts', 'bootstrap_ci', 'weighted_auc_ap', 'auc_ci', 'DeLong', 'delong_test',
+           'delong_unpaired_test', 'clopper_pearson', 'McNemar', 'mcnemar_table', 'mcnemar_test', 'likelihood_ratios',
+           'roc_points', 'operating_points', 'threshold_metrics', 'class_metrics', 'mean_average_precision']
 
 # %% ../nbs/09_stats.ipynb #411cd885
 def _placements(y, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,6 +39,39 @@ def delong_cov(y, scores) -> tuple[np.ndarray, np.ndarray]:
     cov = np.atleast_2d(np.cov(v10)) / v10.shape[1] + np.atleast_2d(np.cov(v01)) / v01.shape[1]
     return auc, cov
 
+# %% ../nbs/09_stats.ipynb #bs0001
+def resample_counts(y, n_boot:int=1000, seed:int=0, stratified:bool=False) -> np.ndarray:
+    "How often each case is drawn in each of `n_boot` bootstrap resamples (resamples, cases); resamples of one class dropped."
+    y = np.asarray(y).astype(bool)
+    rng, idx = np.random.default_rng(seed), np.arange(len(y))
+    groups = [idx[y], idx[~y]] if stratified else [idx]
+    counts = np.stack([np.bincount(np.concatenate([rng.choice(g, len(g)) for g in groups]), minlength=len(y)) for _ in range(n_boot)])
+    return counts[(counts[:, y].sum(1) > 0) & (counts[:, ~y].sum(1) > 0)]
+
+def bootstrap_ci(stat, y, score, n_boot:int=1000, level:float=0.95, seed:int=0, stratified:bool=False) -> tuple[float, float]:
+    "Percentile-bootstrap interval of `stat(y, score)` over `n_boot` resamples of the cases."
+    y, score = np.asarray(y).astype(bool), np.asarray(score, float)
+    counts = resample_counts(y, n_boot, seed, stratified)
+    if not len(counts): return np.nan, np.nan
+    boots = [stat(y.repeat(c), score.repeat(c)) for c in counts]
+    lo, hi = np.percentile(boots, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
+
+# %% ../nbs/09_stats.ipynb #bs0003
+def weighted_auc_ap(y, score, weights) -> tuple[np.ndarray, np.ndarray]:
+    "AUC-ROC and average precision of `score` with each case counted `weights` times, for each row of `weights` (resamples, cases)."
+    y, score, w = np.asarray(y).astype(bool), np.asarray(score, float), np.atleast_2d(weights).astype(float)
+    order = np.argsort(-score, kind='stable')
+    s, y, w = score[order], y[order], w[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])                   # groups of tied scores, highest first
+    tp, fp = np.add.reduceat(w * y, starts, axis=1), np.add.reduceat(w * ~y, starts, axis=1)
+    ctp, cfp = tp.cumsum(1), fp.cumsum(1)
+    pos, neg = ctp[:, -1:], cfp[:, -1:]
+    auc = (tp * (neg - cfp + fp / 2)).sum(1) / (pos * neg)[:, 0]           # each positive beats the negatives below it, ties count half
+    with np.errstate(invalid='ignore', divide='ignore'):
+        ap = np.nansum(tp / pos * ctp / (ctp + cfp), 1)                   # recall's steps times the precision there
+    return auc, ap
+
 # %% ../nbs/09_stats.ipynb #3792d1fb
 def auc_ci(y, score, method:str='delong', level:float=0.95, n_boot:int=1000, seed:int=0,
            stratified:bool=False) -> tuple[float, float, float]:
@@ -51,15 +84,13 @@ def auc_ci(y, score, method:str='delong', level:float=0.95, n_boot:int=1000, see
         lo, hi = np.clip([auc - half, auc + half], 0, 1)
         return auc, float(lo), float(hi)
     if method != 'bootstrap': raise ValueError(f"method must be 'delong' or 'bootstrap', not {method!r}")
-    rng, idx = np.random.default_rng(seed), np.arange(len(y))
-    groups = [idx[y], idx[~y]] if stratified else [idx]
-    boots = []
-    for _ in range(n_boot):
-        take = np.concatenate([rng.choice(g, len(g)) for g in groups])
-        if y[take].all() or not y[take].any(): continue              # a resample with one class has no AUC
-        boots.append(_placements(y[take], score[take])[0][0])
-    lo, hi = np.percentile(boots, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
-    return auc, float(lo), float(hi)
+    return auc, *_percentiles(weighted_auc_ap(y, score, resample_counts(y, n_boot, seed, stratified))[0], level)
+
+def _percentiles(values, level:float) -> tuple[float, float]:
+    "The central `level` interval of bootstrap `values` (NaN, NaN for none)."
+    if not len(values): return np.nan, np.nan
+    lo, hi = np.percentile(values, [100 * (1 - level) / 2, 100 * (1 + level) / 2])
+    return float(lo), float(hi)
 
 # %% ../nbs/09_stats.ipynb #4e1bfc41
 @dataclass
@@ -190,17 +221,20 @@ def threshold_metrics(y, score, threshold:float, alpha:float=0.05) -> dict:
         return out | likelihood_ratios(tp, fp, fn, tn, 1 - alpha)
 
 # %% ../nbs/09_stats.ipynb #f627b4e2
-def class_metrics(y:np.ndarray, score:np.ndarray, classes=CLASSES) -> pd.DataFrame:
-    "AUC-ROC (DeLong CI) and AUC-PR (average precision) per class, for (cases, classes) arrays."
+def class_metrics(y:np.ndarray, score:np.ndarray, classes=CLASSES, ci:str='delong', n_boot:int=1000, seed:int=0) -> pd.DataFrame:
+    "AUC-ROC and AUC-PR (average precision) per class with 95% intervals (AUC-ROC's by `ci`, AUC-PR's by bootstrap), for (cases, classes) arrays."
+    if ci not in ('delong', 'bootstrap'): raise ValueError(f"ci must be 'delong' or 'bootstrap', not {ci!r}")
     rows = []
     for j, c in enumerate(classes):
-        yc = np.asarray(y)[:, j].astype(bool)
+        yc, sc = np.asarray(y)[:, j].astype(bool), np.asarray(score)[:, j]
         if yc.all() or not yc.any():
             warnings.warn(f"class {c}: {'no negative' if yc.all() else 'no positive'} case; its AUCs are NaN")
-            rows.append(dict(cls=c, auc=np.nan, auc_lower=np.nan, auc_upper=np.nan, auc_pr=np.nan, n_pos=int(yc.sum())))
+            rows.append(dict(cls=c, n_pos=int(yc.sum()), **dict.fromkeys(['auc', 'auc_lower', 'auc_upper', 'auc_pr', 'auc_pr_lower', 'auc_pr_upper'], np.nan)))
             continue
-        auc, lo, hi = auc_ci(yc, np.asarray(score)[:, j])
-        rows.append(dict(cls=c, auc=auc, auc_lower=lo, auc_upper=hi, auc_pr=average_precision_score(yc, np.asarray(score)[:, j]), n_pos=int(yc.sum())))
+        boot_auc, boot_ap = weighted_auc_ap(yc, sc, resample_counts(yc, n_boot, seed))
+        auc, lo, hi = auc_ci(yc, sc) if ci == 'delong' else (roc_auc_score(yc, sc), *_percentiles(boot_auc, 0.95))
+        rows.append(dict(cls=c, n_pos=int(yc.sum()), auc=auc, auc_lower=lo, auc_upper=hi,
+                         auc_pr=average_precision_score(yc, sc), **dict(zip(('auc_pr_lower', 'auc_pr_upper'), _percentiles(boot_ap, 0.95)))))
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_stats.ipynb #700a2641

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_train.ipynb #tr000004
 from __future__ import annotations
-import random, warnings
+import platform, random, warnings
 from functools import partial
 from pathlib import Path
 
@@ -20,12 +20,13 @@ from fastai.optimizer import Adam, OptimWrapper
 from fastai.torch_core import get_model
 from torch import nn
 
-from .files import atomic_path
+from .files import atomic_path, write_json
+from .run import checkpoint_path, last_checkpoint, read_losses
 from .labels import CLASSES
 
 # %% auto #0
-__all__ = ['paper_adam', 'WeightedBCE', 'fused_adam', 'EpochSeed', 'EpochCheckpoint', 'CheckpointError', 'checkpoint_path',
-           'last_checkpoint', 'read_checkpoint', 'fit_resumable', 'ShardedDL', 'DistributedTraining']
+__all__ = ['paper_adam', 'WeightedBCE', 'fused_adam', 'EpochSeed', 'EpochCheckpoint', 'CheckpointError', 'read_checkpoint',
+           'fit_resumable', 'device_name', 'ShardedDL', 'DistributedTraining']
 
 # %% ../nbs/06_train.ipynb #5143f5a0
 class WeightedBCE(nn.Module):
@@ -60,8 +61,8 @@ class EpochSeed(Callback):
 
 # %% ../nbs/06_train.ipynb #tr000006
 class EpochCheckpoint(Callback):
-    "Save model and optimiser after every epoch as `{name}_epoch{k}.pth`, plain tensors only, written atomically."
-    order = 70
+    "Save model and optimiser after every epoch as `{name}_epoch{k}.pth`, plain tensors only, written atomically; log the epoch's losses."
+    order = 70                                                    # after the Recorder (50) has the epoch's losses
     def __init__(self, folder, name:str): self.folder, self.fname, self.trained = Path(folder), name, False
     def after_train(self): self.trained = True
     def after_epoch(self):
@@ -71,23 +72,15 @@ class EpochCheckpoint(Callback):
         opt = self.opt.state_dict()                                   # PyTorch's is plain already; fastai's holds `L`s
         if not isinstance(self.opt, OptimWrapper): opt = dict(state=list(opt['state']), hypers=[dict(h) for h in opt['hypers']])
         state = dict(model=get_model(self.model).state_dict(), epoch=self.epoch, opt=opt)
-        path = self.folder / f'{self.fname}_epoch{self.epoch}.pth'
-        with atomic_path(path) as tmp: torch.save(state, tmp)
+        with atomic_path(checkpoint_path(self.folder, self.fname, self.epoch)) as tmp: torch.save(state, tmp)
+        values = self.learn.recorder.values[-1] if self.learn.recorder.values else []
+        log = read_losses(self.folder, self.fname) | {self.epoch: dict(train=float(values[0]) if len(values) else None,
+                                                                      valid=float(values[1]) if len(values) > 1 else None)}
+        write_json({str(k): v for k, v in sorted(log.items())}, self.folder / f'{self.fname}_losses.json')
 
-# %% ../nbs/06_train.ipynb #tr000008
+# %% ../nbs/06_train.ipynb #tr000017
 class CheckpointError(Exception):
     "A checkpoint that cannot be used: the message names the file and what to do."
-
-# %% ../nbs/06_train.ipynb #6b003433
-def checkpoint_path(folder, name:str, epoch:int) -> Path:
-    "Where epoch `epoch` of checkpoint `name` is written."
-    return Path(folder) / f'{name}_epoch{epoch}.pth'
-
-# %% ../nbs/06_train.ipynb #8c0797d1
-def last_checkpoint(folder, name:str) -> tuple[Path|None, int]:
-    "The newest checkpoint of `name` in `folder` and its epoch (-1 if none)."
-    found = [(int(p.stem.rsplit('epoch', 1)[1]), p) for p in Path(folder).glob(f'{name}_epoch*.pth')]
-    return (max(found)[1], max(found)[0]) if found else (None, -1)
 
 # %% ../nbs/06_train.ipynb #012d959e
 def read_checkpoint(path, device='cpu') -> dict:
@@ -120,6 +113,13 @@ def fit_resumable(learn:Learner, epochs:int, lr:float, folder, name:str, seed:in
     if num_distrib() > 1: cbs = [*cbs, DistributedTraining(sync_bn=False, cpu=not torch.cuda.is_available())]
     learn.fit(epochs, lr, start_epoch=done + 1, cbs=[EpochSeed(seed), EpochCheckpoint(folder, name), *cbs])
     return learn
+
+# %% ../nbs/06_train.ipynb #dn0002
+def device_name(device=None) -> str:
+    "The GPU's name, or the CPU with the threads torch uses: how a run's timings say where they were measured."
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    if device.type == 'cuda': return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 # %% ../nbs/06_train.ipynb #a3b514b7
 class ShardedDL(DistributedDL):

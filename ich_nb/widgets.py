@@ -13,14 +13,12 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from .cache import cached_images
-from .cnn import model_inputs
 from .data import read_study
 from .dicom import read_volume
 from .files import read_table
 from .gradcam import grad_cam, overlay
 from .labels import CLASSES, CQ500_CODES, DatasetError
-from .predict import load_cnn
+from .predict import load_cnn, slice_inputs
 from .run import ConfigError, Run
 from .windowing import WINDOWS, preprocess, resize, window
 
@@ -151,12 +149,9 @@ class HeatmapExplorer:
         self.study.value = self.study.options[0][1]             # the highest-scored study first
 
     def _pick(self):
-        p = self.params
         rows = self.slices[self.slices.study_id == self.study.value].sort_values(['series_id', 'slice_idx'])
-        imgs = np.stack([cached_images(self.run.cache, r.series_id, r.slice_idx, r.n_slices, 'wdw', p['image']['cache_format'])
-                         for r in rows.itertuples()])
-        self._x = model_inputs(imgs, p['image']['size'])
-        self._brain, self._cams = resize(imgs[..., :1], p['image']['size'])[..., 0], {}
+        self._x, imgs = slice_inputs(self.run, rows, 'wdw')
+        self._brain, self._cams = imgs[..., 0], {}
         with torch.no_grad(): self._probs = torch.sigmoid(self.net.eval()(self._x)).numpy()
         self.slice.max = len(rows) - 1
         self.slice.value = int(self._probs[:, 0].argmax())

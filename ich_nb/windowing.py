@@ -10,7 +10,7 @@ from PIL import Image
 
 # %% auto #0
 __all__ = ['WINDOWS', 'CHANNELS', 'PIPELINES', 'window', 'brain_window', 'show_slices', 'full_range', 'channel', 'assemble',
-           'preprocess', 'resize']
+           'preprocess', 'resize', 'head_box', 'autocrop', 'crop_resize']
 
 # %% ../nbs/01_windowing.ipynb #8147a7a0
 WINDOWS = {'brain': (40, 80), 'subdural': (80, 200), 'soft_tissue': (40, 380)}  # name: (level, width) in HU
@@ -64,9 +64,12 @@ def assemble(image, n:int, pipeline:str, at=None, axis:int=-1) -> np.ndarray:
     return np.stack([image(name, np.clip(k + d, 0, n - 1)) for name, d in PIPELINES[pipeline]], axis)
 
 # %% ../nbs/01_windowing.ipynb #pp01
-def preprocess(vol, pipeline:str, size:int|None=None) -> np.ndarray:
-    "Images (n, h, w, 3) for the HU volume `vol` from `pipeline` ('raw', 'wdw' or 'slc'), each image resized to `size`."
+def preprocess(vol, pipeline:str, size:int|None=None, crop:bool=False) -> np.ndarray:
+    "Images (n, h, w, 3) for the HU volume `vol` from `pipeline` ('raw', 'wdw' or 'slc'), resized to `size` (each cut to the head first if `crop`)."
     vol, made = np.asarray(vol), {}
+    if crop:
+        if size is None: raise ValueError("crop needs the size to resize the cut images to")
+        return crop_resize(preprocess(vol, pipeline), size)
     def image(name, k):
         if name not in made:
             made[name] = channel(vol, name) if size is None else resize(channel(vol, name)[..., None], size)[..., 0]
@@ -83,3 +86,29 @@ def resize(images, size:int) -> np.ndarray:
         for c in range(im.shape[-1]):
             out[i, ..., c] = np.asarray(Image.fromarray(np.ascontiguousarray(im[..., c])).resize((size, size), Image.BILINEAR))
     return out
+
+# %% ../nbs/01_windowing.ipynb #ac0002
+def head_box(image:np.ndarray) -> tuple[int, int, int, int]|None:
+    "Rows r0:r1 and columns c0:c1 of an 8-bit image (h, w[, c]) where some channel is above 0; None for a blank image."
+    flat = image.max(-1) if image.ndim == 3 else image
+    rows, cols = np.flatnonzero(flat.max(1) > 0), np.flatnonzero(flat.max(0) > 0)
+    return None if not len(rows) else (rows[0], rows[-1] + 1, cols[0], cols[-1] + 1)
+
+# %% ../nbs/01_windowing.ipynb #ac0007
+def autocrop(image:np.ndarray, box=None) -> np.ndarray:
+    "The authors' crop: `image` cut to `box` (default: its own `head_box`), padded with black to a square at the bottom and right."
+    box = head_box(image) if box is None else box
+    if box is None: return image                                   # a blank image is left as it is
+    r0, r1, c0, c1 = box
+    cut = image[r0:r1, c0:c1]
+    out = np.zeros((max(cut.shape[:2]),) * 2 + image.shape[2:], image.dtype)
+    out[:cut.shape[0], :cut.shape[1]] = cut
+    return out
+
+# %% ../nbs/01_windowing.ipynb #ac0004
+def crop_resize(images:np.ndarray, size:int, boxes=None) -> np.ndarray:
+    "Each 8-bit image (n, h, w, c) cut to the head by `autocrop` (by `boxes[i]` if given), then resized to `size`."
+    images = np.asarray(images)
+    if not len(images): return np.zeros((0, size, size, images.shape[-1]), np.uint8)
+    boxes = [None] * len(images) if boxes is None else boxes
+    return np.stack([resize(autocrop(im, b)[None], size)[0] for im, b in zip(images, boxes)])

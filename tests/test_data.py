@@ -45,10 +45,10 @@ def test_no_patient_on_both_sides(rsna):
 def test_real_cq500_series_indexes_with_the_real_reads(samples, tmp_path):
     for folder in ('CQ500CT0 CQ500CT0', 'renamed'):     # by folder name, and by PatientID where the name says nothing
         shutil.copytree(samples / 'cq500_CT-0_series_0.625mm_even_instances', tmp_path / folder / 'Unknown Study' / 'CT 0.625mm')
-        slices, studies = index_cq500(tmp_path, reads=samples / 'cq500_reads_subset.csv', progress=False)
+        slices, studies = index_cq500(tmp_path, reads=samples / 'cq500_reads_subset.csv', progress=False, mode='one')
         assert studies.name.tolist() == ['CQ500-CT-0'] and len(slices) == 119
         assert studies.loc[0, list(CLASSES)].tolist() == [0] * 6          # negative by majority: only R1 called it
-        assert '(0.625 mm, 119 slices, of 1 series)' in studies.choice[0]
+        assert studies.choice[0] == 'other series nearest 5 mm (0.625 mm, 119 slices, of 1 series)'   # '4cc sec 150cc D3D on': not guessed
         assert (np.diff(slices.z) > 0).all()
         shutil.rmtree(tmp_path / folder)
 

@@ -30,4 +30,4 @@ def test_two_processes_disjoint_data_one_model(tmp_path):
     a, b = (set(x['served']) for x in ranks)
     assert a and b and not a & b and len(a | b) == ranks[0]['n_train']      # disjoint shares that cover the epoch
     assert ranks[0]['digest'] == ranks[1]['digest']                           # one model
-    assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['cnn_epoch0.pth']
+    assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['cnn_epoch0.pth', 'cnn_losses.json']   # one process writes

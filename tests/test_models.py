@@ -13,7 +13,7 @@ from ich_nb.predict import ensemble
 from ich_nb.train import CheckpointError, EpochSeed, fit_resumable, last_checkpoint
 from ich_nb.labels import CLASSES
 from ich_nb.phantom import make_phantom
-from ich_nb.rnn import SliceRNN, predict_rnn, rnn_learner, study_dls
+from ich_nb.rnn import SliceRNN, predict_rnn, rnn_learner, series_dls
 
 
 @pytest.fixture(scope='module')
@@ -32,7 +32,7 @@ def tiny(tmp_path_factory):
 def test_cnn_overfits_a_few_studies_and_predicts(tiny):
     root, slices = tiny
     torch.manual_seed(0)
-    learn = cnn_learner(slice_dls(slices, root / 'cache', 'slc', bs=16, augment=False), 'resnet10t')
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'slc', bs=16, augment=None), 'resnet10t')
     learn.fit(6, 2e-3, cbs=[EpochSeed(0)])
     first, last = float(learn.recorder.losses[0]), float(np.mean([float(l) for l in learn.recorder.losses[-5:]]))
     assert last < 0.4 * first, (first, last)
@@ -48,7 +48,7 @@ def test_cnn_overfits_a_few_studies_and_predicts(tiny):
 def test_predict_slices_sizes_the_embeddings_by_the_classifier(tiny):
     "mobilenetv3's embedding (1,024, after its conv head) is wider than its `num_features` (576)."
     root, slices = tiny
-    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16, augment=False), 'mobilenetv3_small_100')
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16, augment=None), 'mobilenetv3_small_100')
     probs, emb = predict_slices(learn, slices, root / 'cache', 'wdw', bs=16)
     assert emb.shape == (len(slices), 1024) and learn.model.num_features == 576
     with torch.no_grad(): logits = learn.model.eval().get_classifier()(torch.from_numpy(emb))
@@ -89,11 +89,11 @@ def test_resume_after_an_interrupted_epoch_gives_the_same_weights(tiny, tmp_path
 def test_rnn_learns_on_cnn_embeddings_and_padding_is_harmless(tiny):
     root, slices = tiny
     torch.manual_seed(0)
-    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16, augment=False), 'resnet10t')
+    learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16, augment=None), 'resnet10t')
     learn.fit(2, 2e-3)
     _, emb = predict_slices(learn, slices, root / 'cache', 'wdw')
     torch.manual_seed(0)
-    rnn = rnn_learner(study_dls(slices, emb, bs=4), n_emb=emb.shape[1], hidden=32)
+    rnn = rnn_learner(series_dls(slices, emb, bs=4), n_emb=emb.shape[1], hidden=32)
     rnn.fit(15, 2e-3)
     first, last = float(rnn.recorder.losses[0]), float(np.mean([float(l) for l in rnn.recorder.losses[-3:]]))
     assert last < 0.5 * first, (first, last)

@@ -182,8 +182,8 @@ def test_cq500_layout(tmp_path):
     for name in studies.name:
         n = name.split('-')[-1]
         series = sorted((tmp_path / f'CQ500CT{n} CQ500CT{n}' / 'Unknown Study').iterdir())
-        assert {s.name for s in series} >= {'CT 5mm', 'CT PLAIN THIN'}
-        thick, thin = read_series(series[[s.name for s in series].index('CT 5mm')])[1], \
+        assert {s.name for s in series} >= {'CT Plain', 'CT PLAIN THIN'}
+        thick, thin = read_series(series[[s.name for s in series].index('CT Plain')])[1], \
             read_series(series[[s.name for s in series].index('CT PLAIN THIN')])[1]
         assert len(thin) > 1.7 * len(thick)
 

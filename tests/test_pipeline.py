@@ -39,7 +39,7 @@ def phantom_with_bad_files(run) -> dict:
     cut.write_bytes(cut.read_bytes()[:-3000])                                 # a download cut short
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        _, studies = index_cq500(run / 'data' / 'test', progress=False)
+        _, studies = index_cq500(run / 'data' / 'test', progress=False, mode='one')       # a series of each study
     chosen = pd.read_csv(run / 'data' / 'test' / 'phantom_studies.csv').set_index('study_id').compressed.loc[studies.study_id]
     series = studies.series_id[chosen.to_numpy()].iloc[0]                     # a JPEG 2000 series the test set uses
     files = sorted((run / 'data' / 'test').rglob('*.dcm'))
@@ -155,3 +155,30 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert '[5/5] 05_explain ...' in r.stdout
     assert table.read_bytes() == (again / 'preds' / 'studies.csv').read_bytes()
     assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()
+
+
+def test_the_paper_profile_runs_on_the_real_layouts(tmp_path):
+    "`--profile paper --data-dir` on a phantom written as RSNA and CQ500 are: the paper's defaults (every CQ500 series, crop, the authors'"
+    " normalisation and augmentation, the best validation epoch, bootstrap intervals), tiny networks, the ledger in the report."
+    data = tmp_path / 'data'
+    make_phantom(data / 'rsna', n_studies=16, layout='rsna', site='A', matrix=64, prevalence=0.6, progress=False)
+    made = make_phantom(data / 'cq500', n_studies=6, layout='cq500', site='B', matrix=64, prevalence=0.6, progress=False)
+    tiny = {'cnn.arch': 'resnet10t', 'cnn.pretrained': 'false', 'cnn.epochs': '2', 'image.size': '64', 'image.cache_size': '64',
+            'rnn.hidden': '32', 'rnn.epochs': '2', 'eval.n_boot': '50', 'workers': '2'}
+    r = subprocess.run([ICH_NB, 'reproduce', '--profile', 'paper', '--data-dir', data, '--run-dir', tmp_path / 'run',
+                        *[a for k, v in tiny.items() for a in ('-p', k, v)]], capture_output=True, text=True, timeout=1200,
+                       env={**os.environ, 'OMP_NUM_THREADS': '2'})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    run = tmp_path / 'run'
+    slices, studies = pd.read_csv(run / 'tables' / 'slices.csv'), pd.read_csv(run / 'tables' / 'studies.csv')
+    test = slices[slices.split == 'test']
+    assert test.series_id.nunique() == made.series.sum() > len(made)          # every series of every CQ500 study
+    assert (studies.split == 'test').sum() == len(made)
+    losses = json.loads((run / 'models' / 'cnn_wdw_losses.json').read_text())
+    assert sorted(losses) == ['0', '1'] and all(v['valid'] is not None for v in losses.values())
+    assert not list((run / 'models').glob('rnn_CNNens_RNN*'))                 # CNNens-RNN: the mean of its CNNs' RNNs, no head of its own
+    page = (run / 'report.html').read_text()
+    assert 'deviation ledger' in page and 'rnn.ensemble' in page and 'percentile bootstrap, 50 resamples' in page
+    assert "Table S1" in page and 'Inference time per slice' in page
+    metrics = json.loads((run / 'metrics.json').read_text())
+    assert set(metrics['models']) == set(MODELS)

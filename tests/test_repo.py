@@ -60,3 +60,19 @@ def test_the_package_sets_nothing_global():
         src = f.read_text()
         assert not re.search(r"os\.environ\[[^]]+\]\s*=|os\.environ\.(update|setdefault)|os\.putenv", src), f.name
         assert not re.search(r"pydicom\.config\.settings\.\w+\s*=", src), f.name
+
+
+def test_the_ledger_names_real_switches_that_the_paper_profile_holds():
+    "Every switch of the deviation ledger is a profile parameter, and the paper profile's value is the ledger's."
+    import yaml
+    from ich_nb.report import ledger
+    from ich_nb.run import SCHEMA, profile_file
+    paper = yaml.safe_load(profile_file('paper').read_text())
+    rows = ledger()
+    assert len(rows) >= 15 and rows.item.is_unique and rows[['item', 'paper', 'code', 'ich_nb', 'why']].notna().all().all()
+    switched = rows[rows.switch.notna()]
+    assert {'data.test_series', 'image.crop', 'image.normalise', 'cnn.augment', 'cnn.keep', 'rnn.ensemble', 'eval.ci'} <= set(switched.switch)
+    for row in switched.itertuples():
+        schema, value = SCHEMA, paper
+        for k in row.switch.split('.'): schema, value = schema[k], value[k]     # a KeyError names a switch that is not a parameter
+        assert value == row.paper_profile, (row.switch, value, row.paper_profile)
