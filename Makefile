@@ -46,8 +46,12 @@ sync: $(STAMP)
 readme: $(STAMP)
 	tools/readme.sh
 
+# The documentation site in _docs/: nbdev_docs where quarto is installed, else nbconvert over nbdev's _proc/
+# (offline). DOCS_RUN: the run folder whose executed paper series and report the site shows
+# (default: runs/workshop, else runs/smoke, where they exist).
+DOCS_RUN ?=
 docs: $(STAMP)
-	$(BIN)/python tools/docs.py
+	$(BIN)/python tools/docs.py $(if $(DOCS_RUN),--run $(DOCS_RUN))
 
 clean:
 	rm -rf $(VENV) _docs _proc .pytest_cache ich_nb.egg-info

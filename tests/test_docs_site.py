@@ -1,0 +1,108 @@
+"""The documentation site as a reader sees it: `tools/docs.py` (what `make docs` runs) builds it offline with
+nbconvert, and headless Debian Chromium opens every page: it loads, every image has pixels, every plotly figure
+draws, every link inside the site lands on a file that exists. Also: each library notebook stays lean."""
+import json, shutil, subprocess, sys
+from pathlib import Path
+
+import nbformat, pytest
+
+from conftest import ROOT
+
+CHROMIUM = Path('/usr/bin/chromium')
+NOTEBOOK_BUDGET_KB = 1024          # a library notebook with its outputs (PNG at sensible sizes)
+
+
+def fake_run(tmp:Path) -> Path:
+    "A run folder as the site reads it: the paper series 'executed' (a PNG, a plotly figure, its absolute path injected)."
+    run = tmp / 'refrun'; (run / 'executed').mkdir(parents=True)
+    import plotly.graph_objects as go, base64
+    png = base64.b64encode((ROOT / 'README_files').glob('*.png').__next__().read_bytes()).decode()
+    fig = go.Figure(go.Bar(x=['CNN', 'CNNens-RNN'], y=[0.8, 0.9])).to_plotly_json()
+    for p in sorted((ROOT / 'nbs' / 'paper').glob('*.ipynb')):
+        nb = nbformat.read(p, as_version=4)
+        c = nbformat.v4.new_code_cell(f"run_dir = '{run}'", metadata={'tags': ['injected-parameters']})
+        show = nbformat.v4.new_code_cell('fig.show()')
+        show.outputs = [nbformat.v4.new_output('display_data', data={'application/vnd.plotly.v1+json': json.loads(json.dumps(fig, default=str)),
+                                                                     'text/plain': 'Figure'}),
+                        nbformat.v4.new_output('display_data', data={'image/png': png, 'text/plain': 'Figure'})]
+        nb.cells[1:1] = [c, show]
+        nbformat.write(nb, run / 'executed' / p.name)
+    (run / 'report.html').write_text('<!doctype html><html><body><h1>report</h1></body></html>')
+    return run
+
+
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('docs')
+    if shutil.which('quarto'): pytest.skip('quarto is installed: `make docs` runs nbdev_docs')
+    r = subprocess.run([sys.executable, 'tools/docs.py', '--out', str(tmp / 'site'), '--run', str(fake_run(tmp))],
+                       cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-3000:]
+    return tmp / 'site', tmp / 'refrun'
+
+
+def test_site_has_every_page(site):
+    out, run = site
+    pages = {str(p.relative_to(out)) for p in out.rglob('*.html')}
+    names = {'index.html', 'dicom.html', 'report.html', 'ledger.html', 'benchmarks.html', 'paper/evaluate.html',
+             'paper/explain.html', 'paper/report.html', 'workshop/explorers.html'}
+    assert names <= pages, names - pages
+    assert len(pages) >= len(list((ROOT / 'nbs').rglob('[0-9]*.ipynb'))) + 4
+    for p in out.rglob('*.html'):
+        text = p.read_text()
+        assert str(run) not in text and str(ROOT) not in text, f'{p.name} shows a machine path'
+        assert 'skip_exec' not in text and 'cdn.plot.ly' not in text, p.name
+    assert 'runs/refrun' in (out / 'paper' / 'evaluate.html').read_text()
+    assert 'show_doc' not in (out / 'dicom.html').read_text()          # show_doc's input hidden, its output shown
+    assert '<h3 id="read_dicom"' in (out / 'dicom.html').read_text()
+
+
+def test_notebooks_are_lean():
+    "Every library notebook stays under its size budget and saves no widget state."
+    for p in sorted((ROOT / 'nbs').glob('*.ipynb')) + sorted((ROOT / 'nbs' / 'paper').glob('*.ipynb')):
+        assert p.stat().st_size < NOTEBOOK_BUDGET_KB * 1024, f'{p.name}: {p.stat().st_size // 1024} kB over {NOTEBOOK_BUDGET_KB} kB'
+        nb = json.loads(p.read_text())
+        assert 'widgets' not in nb['metadata'], f'{p.name} saves widget state'
+        for c in nb['cells']:
+            for o in c.get('outputs', []):
+                for k, v in o.get('data', {}).items():
+                    if k.startswith('image/'): assert len(v) < 400_000, f'{p.name}: one {k} of {len(v) // 1000} kB'
+
+
+def test_pages_render_in_a_browser(site):
+    "Each page loads in Chromium with no script error; images have pixels, plotly figures draw, internal links exist."
+    if not CHROMIUM.exists(): pytest.skip('Debian chromium is not installed (apt-get install chromium; .ci/run does it)')
+    pytest.importorskip('playwright')
+    from playwright.sync_api import sync_playwright
+    out, _ = site
+    bad, n_img, n_plotly = [], 0, 0
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=['--no-sandbox'])
+        page = browser.new_page(viewport={'width': 1400, 'height': 1000})
+        errors = []
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        page.route('http*://**', lambda route: route.abort())             # offline: nothing from the network
+        for f in sorted(out.rglob('*.html')):
+            errors.clear()
+            page.goto(f.as_uri(), wait_until='load')
+            name = str(f.relative_to(out))
+            if page.locator('.plotly-graph-div').count():
+                page.wait_for_function("[...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('.main-svg'))",
+                                       timeout=20_000)
+            info = page.evaluate("""() => ({
+                imgs: [...document.images].map(i => [i.currentSrc.slice(0, 60), i.complete && i.naturalWidth > 0]),
+                plots: [...document.querySelectorAll('.plotly-graph-div')].map(d => d.querySelectorAll('.main-svg .trace').length > 0),
+                links: [...document.querySelectorAll('a[href]')].map(a => a.getAttribute('href')),
+                title: document.title})""")
+            bad += [f'{name}: image {s} has no pixels' for s, ok in info['imgs'] if not ok]
+            bad += [f'{name}: plotly figure {i} not drawn' for i, ok in enumerate(info['plots']) if not ok]
+            bad += [f'{name}: script error {e}' for e in errors]
+            n_img, n_plotly = n_img + len(info['imgs']), n_plotly + len(info['plots'])
+            for href in info['links']:
+                if href.startswith(('http:', 'https:', 'mailto:', '#', 'data:')): continue
+                target = (f.parent / href.split('#')[0]).resolve()
+                if not target.is_file(): bad.append(f'{name}: link {href} leads nowhere')
+            if name == 'paper/evaluate.html': page.screenshot(path=str(out.parent / 'evaluate.png'), full_page=True)
+        browser.close()
+    assert not bad, '\n'.join(bad[:30])
+    assert n_img >= 10 and n_plotly >= 5, (n_img, n_plotly)
