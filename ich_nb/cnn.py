@@ -178,19 +178,26 @@ def fold_batchnorm(model:nn.Module) -> nn.Module:
     return model
 
 # %% ../nbs/07_cnn.ipynb #41165975
+class _Rows(torch.utils.data.Dataset):
+    "The images `get_x` reads for each row of a slice table (a picklable dataset for worker processes)."
+    def __init__(self, rows:pd.DataFrame, get_x): self.rows, self.get_x = rows.reset_index(drop=True), get_x
+    def __len__(self): return len(self.rows)
+    def __getitem__(self, i): return self.get_x(self.rows.iloc[i])
+
 @torch.no_grad()
 def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=64,
                    crop:int|None=None) -> tuple[np.ndarray, np.ndarray]:
-    "Probabilities (n, 6) and embeddings (n, features) of every slice in `slices`, in order, without augmentation (cut to the head at `crop` px if given, as in training)."
-    dl = learn.dls.test_dl(slices.reset_index(drop=True), bs=bs)
-    dl.get_x = CachedImage(cache, pipeline, fmt, crop)
-    gpu = dl.device is not None and dl.device.type == 'cuda'
-    model = fold_batchnorm(learn.model).to(dl.device, memory_format=torch.channels_last)   # a copy: the learner keeps its batch norms
+    "Probabilities (n, 6) and embeddings (n, features) of every slice in `slices` from `cache`, in order, as validation images are made (cut to the head at `crop` px if given)."
+    valid = learn.dls.valid
+    dl = torch.utils.data.DataLoader(_Rows(slices, CachedImage(cache, pipeline, fmt, crop)), batch_size=bs, num_workers=valid.num_workers)
+    gpu = valid.device is not None and valid.device.type == 'cuda'
+    model = fold_batchnorm(learn.model).to(valid.device, memory_format=torch.channels_last)   # a copy: the learner keeps its batch norms
     probs = np.empty((len(slices), len(CLASSES)), np.float32)
     embs = np.empty((len(slices), model.get_classifier().in_features), np.float32)   # filled batch by batch: no second copy at the end
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
     at = 0
-    for (xb,) in dl:
+    for xb in dl:
+        xb = valid.after_batch(TensorImage(xb.to(valid.device, non_blocking=True)))       # scaled, resized, normalised: no augmentation
         with ctx: p, e = slice_outputs(model, xb.contiguous(memory_format=torch.channels_last))
         probs[at:at + len(e)], embs[at:at + len(e)] = p.cpu().numpy(), e.float().cpu().numpy()
         at += len(e)

@@ -21,14 +21,14 @@ from .labels import CLASSES, CQ500_COLUMNS, SUBTYPES, cq500_folder, write_rsna_l
 
 # %% auto #0
 __all__ = ['TISSUES', 'T', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask', 'make_scanner',
-           'make_pose', 'render_series', 'make_study', 'series_datasets', 'simulate_readers', 'write_study',
-           'make_phantom', 'read_masks']
+           'make_pose', 'render_series', 'make_study', 'series_datasets', 'cranial_cavity', 'brain_stats',
+           'simulate_readers', 'write_study', 'make_phantom', 'read_masks']
 
 # %% ../nbs/03_phantom.ipynb #4357ea89
-TISSUES = {  # name: HU, before per-head variation, noise and partial volume
-    'air': -1000, 'scalp': 38, 'outer_table': 1500, 'diploe': 650, 'inner_table': 1500, 'csf': 7,
-    'grey': 40, 'white': 26, 'deep_grey': 36, 'falx': 50, 'calcification': 200, 'skull_base': 1100,
-    'petrous': 1700, 'soft_tissue': 40, 'fat': -80, 'globe': 12, 'sinus': -900}
+TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume
+    'air': -1000, 'scalp': 38, 'outer_table': 1500, 'diploe': 650, 'inner_table': 1500, 'csf': 6,
+    'grey': 37, 'white': 29, 'deep_grey': 34, 'falx': 50, 'calcification': 200, 'skull_base': 1100,
+    'petrous': 1700, 'soft_tissue': 40, 'fat': -80, 'globe': 12, 'sinus': -900, 'venous': 46, 'falx_calcification': 180}
 T = {name: i for i, name in enumerate(TISSUES)}
 
 # %% ../nbs/03_phantom.ipynb #8bd5199b
@@ -55,11 +55,16 @@ def make_head(rng) -> dict:
     spread = {'air': 0, 'sinus': 10, 'fat': 5} | {k: 60 for k in ('outer_table', 'diploe', 'inner_table', 'skull_base', 'petrous')}
     hu = {k: v + rng.normal(0, spread.get(k, 1.5)) for k, v in TISSUES.items()}
     hu['calcification'] = rng.uniform(120, 300)
+    hu['venous'] = rng.uniform(55, 70) if rng.random() < 0.3 else rng.uniform(40, 50)   # dense sinuses: a classic mimic
+    hu['falx_calcification'] = rng.uniform(100, 250)
+    age = rng.uniform(20, 90)                                                            # atrophy: wider sulci and ventricles
     return dict(A=72 * s * rng.uniform(0.95, 1.05), B=92 * s * rng.uniform(0.95, 1.04), Cu=84 * s, Cd=110 * s,
-                harmonics=rng.normal(0, 0.012, (3, 2)), scalp=rng.uniform(5, 8), skull=rng.uniform(5.5, 8),
-                csf=rng.uniform(0.8, 2.5), ventricles=rng.uniform(0.8, 1.5), sulcus_width=rng.uniform(0.12, 0.22),
-                gyri=_field(rng, 20, (14, 28)), gyri_depth=_field(rng, 8, (30, 60)),
-                choroid=rng.random() < 0.6, pineal=rng.random() < 0.5, hu=hu)
+                harmonics=rng.normal(0, 0.012, (3, 2)), scalp=rng.uniform(5, 8), skull=rng.uniform(5.5, 8), age=age,
+                csf=rng.uniform(0.8, 2.5) + max(age - 50, 0) / 40, ventricles=rng.uniform(0.8, 1.2) + max(age - 40, 0) / 100,
+                sulcus_width=rng.uniform(0.12, 0.2) + max(age - 50, 0) / 800,
+                gyri=_field(rng, 20, (14, 28)), gyri_depth=_field(rng, 8, (30, 60)), texture=_field(rng, 12, (12, 40)),
+                choroid=rng.random() < 0.6, pineal=rng.random() < 0.5, falx_calc=rng.random() < 0.2,
+                falx_calc_at=rng.uniform(-40, 20), hu=hu)
 
 # %% ../nbs/03_phantom.ipynb #2fedfa79
 def _skull_base(x, y, z) -> np.ndarray:
@@ -118,13 +123,17 @@ def anatomy(h:dict, x, y, z) -> dict:
     band = np.flatnonzero(brain & (dd < 26))                                         # the cortex and its sulci
     g = _on_sphere(h['gyri'], x[band], y[band], z[band])
     depth = 14 + 5 * _on_sphere(h['gyri_depth'], x[band], y[band], z[band])
-    grey = (dd[band] < h['csf'] + 3) | ((np.abs(g) < 0.5) & (dd[band] < depth + 2.5))
+    grey = (dd[band] < h['csf'] + 4) | ((np.abs(g) < 0.7) & (dd[band] < depth + 3))
     sulcus = (np.abs(g) < h['sulcus_width']) & (dd[band] < depth)
     tissue[band[grey]] = T['grey']
     tissue[band[sulcus]] = T['csf']
     fissure = cavity & (np.abs(x) < 1.3) & (z > -10) & (dd < 50) & (y < 60)          # interhemispheric fissure, falx
     tissue[fissure] = T['csf']
     tissue[fissure & (np.abs(x) < 0.5)] = T['falx']
+    if h['falx_calc']: tissue[fissure & (np.abs(x) < 0.8) & (np.abs(y - h['falx_calc_at']) < 9) & (dd > 8) & (dd < 30)] = T['falx_calcification']
+    sss = cavity & (z > 0) & (y > -50) & (dd < 7) & (np.abs(x) < 0.6 * (7 - dd) + 0.4)        # superior sagittal sinus: a triangle
+    transverse = cavity & (dd < 5) & (y > 35) & (np.abs(z + 18 + 0.1 * np.abs(x)) < 3.5) & (np.abs(x) > 4)
+    tissue[sss | transverse] = T['venous']
     core = np.flatnonzero(cavity & (np.abs(x) < 45) & (np.abs(y + 5) < 55) & (np.abs(z + 5) < 45))
     xc, yc, zc = x[core], y[core], z[core]                                           # deep structures: only near the centre
     for sx in (-1, 1):                                                               # thalamus, lentiform, caudate
@@ -162,7 +171,7 @@ def make_bleed(rng, subtype:str) -> dict:
     lateral = (0 if side > 0 else np.pi) + rng.uniform(-0.9, 0.9)      # angle around the head, mostly to one side
     if subtype == 'epidural':
         return dict(subtype=subtype, side=side, theta=lateral, z=rng.uniform(-5, 45), radius=rng.uniform(18, 30),
-                    thickness=rng.uniform(8, 16), hu=rng.uniform(60, 85))
+                    thickness=rng.uniform(8, 16), hu=rng.uniform(60, 85), fracture=rng.random() < 0.6)
     if subtype == 'subdural':
         age = rng.choice(['acute', 'subacute', 'chronic'], p=[0.7, 0.15, 0.15])
         return dict(subtype=subtype, side=side, theta=lateral, z=rng.uniform(0, 45), radius=rng.uniform(45, 75),
@@ -218,20 +227,22 @@ def bleed_mask(b:dict, x, y, z, a:dict) -> tuple[np.ndarray, np.ndarray|None]:
 
 # %% ../nbs/03_phantom.ipynb #b9058481
 SITES = {  # how each simulated site scans: ranges are drawn per study
-    'A': dict(manufacturer='Phantom Medical A', thick=5.0, thin=None, bone_series=0.0, noise=(2.5, 4.0),
-              blur_mm=(0.35, 0.6), tilt=(0.4, 5, 20), fov=(220, 250), compress=0.0, no_thickness_tag=0.3,
+    'A': dict(manufacturers=('Phantom Medical A1', 'Phantom Medical A2', 'Phantom Medical A3'), thick=5.0, thin=None, bone_series=0.0,
+              noise=(6.3, 10.5), blur_mm=(0.3, 0.9), offset=(-7, 5), beam=(0, 6), streaks=(5, 30), tilt=(0.4, 5, 20),
+              fov=(200, 260), compress=0.0, no_thickness_tag=0.3,
               representation={'u12': 0.6, 's16': 0.25, 's16pad': 0.12, 'wrapped': 0.03}),
-    'B': dict(manufacturer='Phantom Medical B', thick=5.0, thin=2.5, bone_series=0.5, noise=(3.5, 5.5),
-              blur_mm=(0.5, 0.8), tilt=(0.8, 5, 25), fov=(200, 235), compress=0.5, no_thickness_tag=0.0,
-              representation={'s16pad': 0.8, 'u12': 0.2})}
+    'B': dict(manufacturers=('Phantom Medical B',), thick=5.0, thin=0.625, bone_series=0.5, noise=(6.3, 9.8),
+              blur_mm=(0.5, 0.85), offset=(1, 8), beam=(2, 6), streaks=(10, 30), tilt=(0.8, 5, 25), fov=(200, 240),
+              compress=0.5, no_thickness_tag=0.0, representation={'s16pad': 0.8, 'u12': 0.2})}
 
 def make_scanner(rng, site:str) -> dict:
-    "One study's acquisition at `site`: noise, blur, gantry tilt, field of view, how pixels are stored."
+    "One study's acquisition at `site`: noise, blur, calibration, beam hardening, streaks, gantry tilt, field of view, pixel storage."
     s = SITES[site]
     p_tilt, lo, hi = s['tilt']
     rep = list(s['representation'])
-    return dict(site=site, manufacturer=s['manufacturer'], noise=rng.uniform(*s['noise']), blur_mm=rng.uniform(*s['blur_mm']),
-                tilt=rng.uniform(lo, hi) if rng.random() < p_tilt else 0., fov=rng.uniform(*s['fov']),
+    return dict(site=site, manufacturer=s['manufacturers'][rng.integers(len(s['manufacturers']))], noise=rng.uniform(*s['noise']),
+                blur_mm=rng.uniform(*s['blur_mm']), offset=rng.uniform(*s['offset']), beam=rng.uniform(*s['beam']),
+                streaks=rng.uniform(*s['streaks']), tilt=rng.uniform(lo, hi) if rng.random() < p_tilt else 0., fov=rng.uniform(*s['fov']),
                 representation=rep[rng.choice(len(rep), p=list(s['representation'].values()))],
                 compress=rng.random() < s['compress'], thickness_tag=rng.random() >= s['no_thickness_tag'])
 
@@ -246,9 +257,34 @@ def make_pose(rng) -> dict:
     return dict(R=Rz @ Rx @ Ry, t=np.array([rng.normal(0, 5), rng.normal(5, 6), rng.uniform(-30, 30)]))
 
 # %% ../nbs/03_phantom.ipynb #82ca042a
+def _field_at(f:dict, x, y, z) -> np.ndarray:
+    "Random smooth field `f` (`_field`) at the points, unit variance."
+    return np.cos(np.stack([x, y, z], -1) @ f['k'].T + f['phase']).sum(1) / np.sqrt(len(f['phase']) / 2)
+
+def _streaks(img:np.ndarray, petrous:np.ndarray, inside:np.ndarray, ps:float, amp:float, rng) -> np.ndarray:
+    "The petrous bones' streaks on one slice: a dark band between them and a few bright lines from each (HU, added where `inside`)."
+    rr, cc = np.nonzero(petrous > 0.3)
+    if len(rr) < 4 or amp <= 0: return img
+    yy, xx = np.mgrid[:img.shape[0], :img.shape[1]]
+    mid = img.shape[1] / 2
+    ends = [(rr[sel].mean(), cc[sel].mean()) for sel in (cc < mid, cc >= mid) if sel.sum() >= 2]
+    add = np.zeros(img.shape, np.float32)
+    def line(p, q, width_mm, value):
+        d = np.subtract(q, p); L = max(np.hypot(*d), 1e-6)
+        t = np.clip(((yy - p[0]) * d[0] + (xx - p[1]) * d[1]) / L**2, 0, 1)
+        dist = np.hypot(yy - (p[0] + t * d[0]), xx - (p[1] + t * d[1])) * ps
+        return value * np.exp(-(dist / width_mm)**2)
+    if len(ends) == 2: add += line(*ends, 3.0, -amp)                            # the dark bar between the petrous ridges
+    for e in ends:
+        for ang in rng.uniform(0, 2 * np.pi, 2):                                # bright streaks fanning out of the bone
+            length = rng.uniform(25, 60) / ps
+            add += line(e, (e[0] + length * np.sin(ang), e[1] + length * np.cos(ang)), 1.0, rng.uniform(0.5, 1.0) * amp)
+    return img + np.where(inside, add, 0)
+
 def render_series(head:dict, bleeds:list, scanner:dict, pose:dict, thickness:float, matrix:int,
-                  rng, kernel:str='soft', min_area_mm2:float=10.) -> dict:
-    "Scan the head: HU slices, subtype masks, slice labels and the DICOM geometry of one series."
+                  rng, kernel:str='soft', min_area_mm2:float=10., spacing:float|None=None) -> dict:
+    "Scan the head: HU slices `spacing` apart (default: `thickness`), subtype masks, slice labels and the DICOM geometry of one series."
+    spacing = spacing or thickness
     g = np.deg2rad(scanner['tilt'])
     row, col = np.array([1., 0, 0]), np.array([0, np.cos(g), -np.sin(g)])
     normal = np.cross(row, col)
@@ -257,19 +293,22 @@ def render_series(head:dict, bleeds:list, scanner:dict, pose:dict, thickness:flo
     az, el = [g.ravel() for g in np.meshgrid(np.linspace(0, 2 * np.pi, 24), np.linspace(0, 0.6, 6))]
     cap = np.stack([np.cos(az) * np.sin(el), np.sin(az) * np.sin(el), np.cos(el)], -1) * [head['A'], head['B'], head['Cu']]
     lo, hi = (t + R @ [0, 20, -58]) @ normal, ((t + cap @ R.T) @ normal).max() - 3     # foramen magnum to vertex
-    n = int(np.ceil((hi - lo) / thickness)) + 1
+    n = int(np.ceil((hi - lo) / spacing)) + 1
     z0 = (lo - t[1] * normal[1]) / normal[2]
-    centres = np.array([t[0], t[1], z0]) + np.arange(n)[:, None] * [0, 0, thickness / np.cos(g)]
+    centres = np.array([t[0], t[1], z0]) + np.arange(n)[:, None] * [0, 0, spacing / np.cos(g)]
     u = (np.arange(matrix) - (matrix - 1) / 2) * ps
     plane = u[None, :, None] * row + u[:, None, None] * col                          # (rows, cols, 3)
     offsets = (np.arange(max(1, int(np.ceil(thickness / 2)))) + 0.5) / max(1, int(np.ceil(thickness / 2))) - 0.5
     fov_out = np.hypot(*np.meshgrid(u, u)) > scanner['fov'] / 2
     lut = np.array([head['hu'][k] for k in TISSUES], np.float32)
+    lut[lut > -500] += scanner['offset']                                             # the scanner's calibration: all but air
     hu = np.empty((n, matrix, matrix), np.float32)
     masks = np.zeros((n, len(SUBTYPES), matrix, matrix), bool)
     reach = 1.12 * np.array([head['A'], head['B'], head['Cd']])
+    skull = [T[k] for k in ('outer_table', 'diploe', 'inner_table')]
     for k in range(n):
         acc, frac = np.zeros(matrix * matrix, np.float32), np.zeros((len(SUBTYPES), matrix * matrix), np.float32)
+        pet, cav = np.zeros(matrix * matrix, np.float32), np.zeros(matrix * matrix, np.float32)
         for o in offsets:
             P = (centres[k] + plane + o * thickness * normal).reshape(-1, 3)
             Q = (P - t) @ R                                                          # head coordinates
@@ -278,26 +317,37 @@ def render_series(head:dict, bleeds:list, scanner:dict, pose:dict, thickness:flo
             x, y, z = Q[near].T
             a = anatomy(head, x, y, z)
             v = lut[a['tissue']]
+            inside = a['cavity']
+            v[inside] += 3.0 * _field_at(head['texture'], x[inside], y[inside], z[inside])       # brain is not uniform
+            v[inside] += scanner['beam'] * np.exp(-np.maximum(a['depth'][inside], 0) / 6)         # beam hardening near the skull
             for b in bleeds:
                 m, rim = bleed_mask(b, x, y, z, a)
-                if rim is not None: v[rim & (v < 45)] = b['rim_hu']
-                v[m] = b['hu']
+                if rim is not None: v[rim & (v < 45 + scanner['offset'])] = b['rim_hu'] + scanner['offset']
+                v[m] = b['hu'] + scanner['offset']
                 frac[SUBTYPES.index(b['subtype']), near[m]] += 1 / len(offsets)
+                if b.get('fracture'):                                                # a fracture line through the skull over an EDH
+                    dth = np.angle(np.exp(1j * (np.arctan2(y, x) - b['theta'])))
+                    crack = np.isin(a['tissue'], skull) & (np.abs(dth) * 65 < 0.8) & (np.abs(z - b['z']) < b['radius'])
+                    v[crack] = lut[T['scalp']]
             val[near] = v
             acc += val / len(offsets)
+            pet[near] += (a['tissue'] == T['petrous']) / len(offsets)
+            cav[near] += inside / len(offsets)
         img = acc.reshape(matrix, matrix)
         rel = plane.reshape(-1, 3) + centres[k] - t                                  # the head holder, behind and beside the head
         holder = np.abs(np.hypot(rel[:, 0] / (head['A'] + 12), rel[:, 1] / (head['B'] + 10)) - 1) < 0.01
         img[(holder & (rel[:, 1] > -25)).reshape(matrix, matrix)] = 280
+        img = _streaks(img, pet.reshape(matrix, matrix), cav.reshape(matrix, matrix) > 0.5, ps, scanner['streaks'], rng)
         masks[k] = (frac >= 0.5).reshape(len(SUBTYPES), matrix, matrix)
         hu[k] = img
     blur = scanner['blur_mm'] / ps
     hu = ndimage.gaussian_filter(hu, (0, blur, blur))
-    sigma = scanner['noise'] * np.sqrt(5 / thickness)
+    sigma = scanner['noise'] * (5 / thickness)**0.15 * min(1., 1 / ps)              # noise of 1 mm pixels; larger ones average it
     if kernel == 'bone':
         hu = hu + 1.2 * (hu - ndimage.gaussian_filter(hu, (0, 1.2, 1.2)))
         sigma *= 2.5
-    hu += ndimage.gaussian_filter(rng.normal(size=hu.shape).astype(np.float32), (0, 0.7, 0.7)) * (sigma * np.sqrt(4 * np.pi) * 0.7)
+    grain = max(1.0 / ps, 0.3)                                                       # noise correlated over about 1 mm, as real CT's
+    hu += ndimage.gaussian_filter(rng.normal(size=hu.shape).astype(np.float32), (0, grain, grain)) * (sigma * np.sqrt(4 * np.pi) * grain)
     hu[:, fov_out] = np.nan                                                          # outside the reconstruction circle
     labels = masks.sum((2, 3)) >= min_area_mm2 / ps**2
     ipp = centres - (matrix - 1) / 2 * ps * (row + col)
@@ -319,7 +369,8 @@ def make_study(seed:int, site:str, index:int, patient:int, prevalence:float=0.4,
     scanner, pose = make_scanner(rng, site), make_pose(rng)
     ids = np.random.default_rng([seed, ord(site), index, 2])
     series = [dict(kind='Plain', thickness=SITES[site]['thick'], kernel='soft')]           # named as CQ500's folders are
-    if thin and SITES[site]['thin']: series.append(dict(kind='PLAIN THIN', thickness=SITES[site]['thin'], kernel='soft'))
+    if thin and SITES[site]['thin']:                                                    # kept every other slice, as the team's sample
+        series.append(dict(kind='PLAIN THIN', thickness=SITES[site]['thin'], spacing=2 * SITES[site]['thin'], kernel='soft'))
     if thin and rng.random() < SITES[site]['bone_series']: series.append(dict(kind='BONE', thickness=SITES[site]['thick'], kernel='bone'))
     if site == 'A':   # RSNA-style anonymised ids
         pid = np.random.default_rng([seed, ord(site), patient, 3])
@@ -361,6 +412,27 @@ def series_datasets(study:dict, s:dict, r:dict) -> list:
         out.append(ds)
     return out
 
+# %% ../nbs/03_phantom.ipynb #rl000002
+def cranial_cavity(hu:np.ndarray) -> np.ndarray:
+    "Per slice, the inside of the skull (bone is HU > 300), less 2 pixels next to the bone: brain and CSF."
+    out = np.zeros(hu.shape, bool)
+    for k, s in enumerate(np.nan_to_num(hu, nan=-1000)):
+        bone = s > 300
+        inside = ndimage.binary_fill_holes(ndimage.binary_closing(bone, iterations=3)) & ~ndimage.binary_dilation(bone, iterations=2)
+        lab, n = ndimage.label(inside)
+        if n: out[k] = lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1     # the largest: not the orbits or sinuses
+    return out
+
+# %% ../nbs/03_phantom.ipynb #rl000004
+def brain_stats(hu:np.ndarray, spacing:float) -> dict:
+    "HU inside the skull (-20 to 100, the middle third of the slices) and the noise σ (robust, high-pass), both at 1 mm pixels."
+    v = ndimage.zoom(np.nan_to_num(hu, nan=-1000), (1, spacing, spacing), order=1)
+    if len(v) >= 3: v = v[len(v) // 3: 2 * len(v) // 3]                                 # above the skull base, below the vertex
+    cav = cranial_cavity(v)
+    values = v[cav & (v > -20) & (v < 100)]
+    detail = (v - ndimage.gaussian_filter(v, (0, 1.5, 1.5)))[ndimage.binary_erosion(cav & (v > 10) & (v < 60), np.ones((1, 3, 3)), iterations=2)]
+    return dict(values=values, noise=float(1.4826 * np.median(np.abs(detail - np.median(detail)))))
+
 # %% ../nbs/03_phantom.ipynb #d891ba27
 def simulate_readers(rng, truth:dict, bleeds:list, volume_ml:float, reader_error:float) -> dict:
     "Three readers' reads.csv findings: each reader's call on each subtype is wrong with probability `reader_error`."
@@ -396,7 +468,7 @@ def write_study(root, layout:str, seed:int, site:str, index:int, patient:int, ma
     name = f'CQ500-CT-{index}'
     slices, out = [], {}
     for s in st['series']:
-        r = render_series(st['head'], st['bleeds'], st['scanner'], st['pose'], s['thickness'], matrix, rng, s['kernel'])
+        r = render_series(st['head'], st['bleeds'], st['scanner'], st['pose'], s['thickness'], matrix, rng, s['kernel'], spacing=s.get('spacing'))
         dss = series_datasets(st, s, r)
         if layout == 'rsna':
             folder = root / 'stage_2_train'
