@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_report.ipynb #90bd2646
 from __future__ import annotations
-import html, itertools, math, warnings
+import base64, html, itertools, json, math, os, platform, subprocess, warnings
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.offline
+import torch
 import yaml
 from plotly.subplots import make_subplots
 from sklearn.metrics import precision_recall_curve, roc_curve
@@ -23,14 +24,15 @@ import ich_nb
 from .data import study_scores
 from .files import atomic_path, write_csv, write_text
 from .labels import CLASSES, CQ500_CODES
-from .run import CNN_MODEL, MODELS, Run
+from .run import CNN_MODEL, MODELS, Run, list_profiles, load_profile, profile_file
 from .stats import (class_metrics, delong_test, mcnemar_test, mean_average_precision, operating_points,
                           threshold_metrics)
 
 # %% auto #0
-__all__ = ['PROB', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1', 'fig2', 'table2',
-           'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings', 'table1',
-           'table_s1', 'table_s2', 'inference_table', 'ledger', 'fig1_static', 'fig2_static', 'write_report']
+__all__ = ['PROB', 'SOURCES', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1', 'fig2',
+           'table2', 'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings', 'table1',
+           'table_s1', 'table_s2', 'inference_table', 'ledger', 'nearest_profile', 'provenance', 'gradcam_cases',
+           'gradcam_figure', 'render_executed', 'fig1_static', 'fig2_static', 'write_report', 'report_run']
 
 # %% ../nbs/13_report.ipynb #c08dd943
 PROB = {c: f'p_{c}' for c in CLASSES}
@@ -291,6 +293,84 @@ def ledger() -> pd.DataFrame:
     "The deviation ledger: every place where the paper, the authors' code and `ich-nb reproduce --profile paper` differ."
     return pd.DataFrame(yaml.safe_load((Path(ich_nb.__file__).parent / 'paper' / 'deviations.yaml').read_text()))
 
+# %% ../nbs/13_report.ipynb #pr000002
+def _flat(d:dict, prefix:str='') -> dict:
+    "Nested parameters as {'a.b': value}."
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict): out |= _flat(v, f'{prefix}{k}.')
+        else: out[f'{prefix}{k}'] = v
+    return out
+
+def _git_commit() -> str|None:
+    "The commit of the package's checkout (None when installed from a wheel or git is missing)."
+    try:
+        r = subprocess.run(['git', 'rev-parse', '--short=12', 'HEAD'], cwd=Path(ich_nb.__file__).parent, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=Path(ich_nb.__file__).parent,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return r.stdout.strip() + (' (uncommitted changes)' if dirty else '') if r.returncode == 0 else None
+    except OSError: return None
+
+# %% ../nbs/13_report.ipynb #pr000003
+def nearest_profile(params:dict) -> tuple[str, dict]:
+    "The shipped profile with the fewest differences from `params`, and those differences ({key: value})."
+    flat, best = _flat(params), None
+    for name in list_profiles():
+        ref = _flat(yaml.safe_load(profile_file(name).read_text()))
+        diff = {k: v for k, v in flat.items() if k in ref and ref[k] != v}      # keys the profile leaves out take defaults
+        if best is None or len(diff) < len(best[1]): best = (name, diff)
+    return best
+
+# %% ../nbs/13_report.ipynb #pr000005
+def provenance(run_path) -> dict:
+    "What made the run in `run_path`: version, commit, profile and overrides, seed, machine, device, step times."
+    rp = Path(run_path)
+    params = yaml.safe_load((rp / 'params.yaml').read_text()) if (rp / 'params.yaml').exists() else {}
+    man = json.loads((rp / 'manifest.json').read_text()) if (rp / 'manifest.json').exists() else {}
+    name, over = nearest_profile(params) if params else (None, {})
+    dev = f'cuda: {torch.cuda.get_device_name(0)}' if torch.cuda.is_available() else 'cpu'
+    return dict(package=f'ich_nb {ich_nb.__version__}', git_commit=_git_commit(), profile=name, overrides=over,
+                seed=params.get('seed'), machine=f'{platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, '
+                f'torch {torch.__version__}', device=dev,
+                step_seconds={k: v.get('seconds') for k, v in man.items() if isinstance(v, dict)})
+
+# %% ../nbs/13_report.ipynb #gc000002
+def gradcam_cases(truth, probs, threshold:float|None) -> dict:
+    "Positions of the surest true positive, surest false positive and worst false negative (None where there is none)."
+    truth, probs = np.asarray(truth, bool), np.asarray(probs, float)
+    called = probs >= threshold if threshold is not None else np.zeros_like(truth)
+    pick = lambda sel, best: int(np.flatnonzero(sel)[best(probs[sel])]) if sel.any() else None
+    return {'TP': pick(truth & called, np.argmax), 'FP': pick(~truth & called, np.argmax), 'FN': pick(truth & ~called, np.argmin)}
+
+# %% ../nbs/13_report.ipynb #gc000004
+def gradcam_figure(panels:list, path, ncols:int=3, title:str|None=None):
+    "Panels of dict(image, cam, mask=None, title) as heatmaps over the slices, outlines on the masks, saved to `path`."
+    nrows = max(1, math.ceil(len(panels) / ncols))
+    f, axs = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False)
+    for a in axs.flat: a.axis('off')
+    for a, pn in zip(axs.flat, panels):
+        a.imshow(pn['image'], cmap='gray')
+        if pn.get('cam') is not None: a.imshow(pn['cam'], cmap='jet', alpha=0.4, vmin=0, vmax=1)
+        if pn.get('mask') is not None and np.any(pn['mask']): a.contour(np.asarray(pn['mask'], float), levels=[0.5], colors='lime', linewidths=1)
+        a.set_title(pn.get('title', ''), fontsize=8)
+    if title: f.suptitle(title, fontsize=10)
+    f.tight_layout(); f.savefig(path, dpi=110); plt.close(f)
+    return Path(path)
+
+# %% ../nbs/13_report.ipynb #gc000007
+SOURCES = {'fig1': '04_evaluate', 'fig2': '04_evaluate', 'table2': '04_evaluate', 'table_s3': '04_evaluate',
+           'table_s4': '04_evaluate', 'fig3': '05_explain', 'fig4': '05_explain'}
+
+def render_executed(run_path) -> list:
+    "Each executed notebook of the run as HTML beside it (nbconvert), the run's absolute path shown as its name."
+    from nbconvert import HTMLExporter
+    rp, out = Path(run_path).resolve(), []
+    exporter = HTMLExporter(template_name='lab', embed_images=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    for nbf in sorted((rp / 'executed').glob('*.ipynb')):
+        body, _ = exporter.from_filename(str(nbf))
+        out.append(write_text(body.replace(str(rp), f'runs/{rp.name}'), nbf.with_suffix('.html')))
+    return out
+
 # %% ../nbs/13_report.ipynb #2d2394c5
 def fig1_static(s3:pd.DataFrame, path, paper:bool=True):
     "Fig. 1 as a static image (`path` ending .png or .svg)."
@@ -336,8 +416,22 @@ def _table_html(df:pd.DataFrame) -> str:
     return _with_ci(df).to_html(index=False, border=0, classes='t', na_rep='n/a',
                                 float_format=lambda v: f'{v:.3g}' if abs(v) < 1e-3 and v != 0 else f'{v:.3f}')
 
+def _source(key:str) -> str:
+    "A link to the executed notebook (as HTML in the run folder) that made figure or table `key`."
+    step = SOURCES.get(key)
+    return f'<p class="src">Made by <a href="executed/{step}.html">executed/{step}</a>.</p>' if step else ''
+
+def _png(path:Path) -> str:
+    "An <img> of the PNG at `path`, inlined so the report stays one file."
+    return f'<img alt="{path.stem}" style="max-width:100%" src="data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()}">'
+
+def _provenance_html(prov:dict) -> str:
+    "The provenance as a two-column table."
+    show = lambda v: ', '.join(f'{k}={w}' for k, w in v.items()) or 'none' if isinstance(v, dict) else str(v)
+    return pd.DataFrame({'': list(prov), 'value': [show(v) for v in prov.values()]}).to_html(index=False, border=0, classes='t')
+
 def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb report', ci:str='delong', n_boot:int=1000,
-                 s3:pd.DataFrame|None=None, extra:dict|None=None) -> Path:
+                 s3:pd.DataFrame|None=None, extra:dict|None=None, provenance:dict|None=None) -> Path:
     "Figures (HTML fragments, PNG, SVG), tables (CSV, HTML) and one self-contained report.html in `out`; `extra`: {title: table} to add."
     out = Path(out); (out / 'figures').mkdir(parents=True, exist_ok=True); (out / 'tables').mkdir(exist_ok=True)
     models = list(dict.fromkeys(preds.model))
@@ -360,14 +454,20 @@ def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb
              f'{preds[preds.split == "valid"].study_id.nunique()} validation studies. 95 % intervals of AUCs: {intervals}. '
              'n/a: not defined by these studies (a class with no positive study; an AUC interval from a single one; a '
              'likelihood-ratio bound where a count is 0).</p>',
-             '<h2>Fig. 1</h2>', (out / 'figures' / 'fig1.html').read_text(),
-             f'<h2>Fig. 2 ({html.escape(model)})</h2>', (out / 'figures' / 'fig2.html').read_text(),
-             f'<h2>Table 2: operating points of {html.escape(model)}</h2>', _table_html(t2),
-             '<h2>Table S3: every model and class</h2>', _table_html(s3),
-             '<h2>Table S4: model comparisons (any haemorrhage)</h2>', _table_html(s4)]
+             '<h2>Fig. 1</h2>', (out / 'figures' / 'fig1.html').read_text(), _source('fig1'),
+             f'<h2>Fig. 2 ({html.escape(model)})</h2>', (out / 'figures' / 'fig2.html').read_text(), _source('fig2'),
+             f'<h2>Table 2: operating points of {html.escape(model)}</h2>', _table_html(t2), _source('table2'),
+             '<h2>Table S3: every model and class</h2>', _table_html(s3), _source('table_s3'),
+             '<h2>Table S4: model comparisons (any haemorrhage)</h2>', _table_html(s4), _source('table_s4')]
+    for key, heading in (('fig3', 'Fig. 3: Grad-CAM of CNNwdw, right calls (true positives) per subtype'),
+                         ('fig4', 'Fig. 4: Grad-CAM of CNNwdw, wrong calls (false positives and false negatives) per subtype')):
+        png = out / 'figures' / f'{key}.png'
+        parts += [f'<h2>{heading}</h2>', _png(png) if png.exists() else '<p>Not made yet: the series\' step 05_explain draws it.</p>',
+                  _source(key)]
     for heading, t in (extra or {}).items():
         parts += [f'<h2>{html.escape(heading)}</h2>', t.to_html(border=0, classes='t', na_rep='n/a')]
-    parts += ['<h2>How this run differs from the paper: the deviation ledger</h2>', ledger().to_html(index=False, border=0, classes='t', na_rep='')]
+    parts += ['<h2>How this run differs from the paper: the deviation ledger</h2>', ledger().astype(object).where(ledger().notna(), '').to_html(index=False, border=0, classes='t')]
+    if provenance: parts += ['<h2>Provenance</h2>', _provenance_html(provenance)]
     page = ('<!doctype html><html><head><meta charset="utf-8"><title>' + html.escape(title) + '</title>'
             '<style>body{font-family:sans-serif;max-width:1100px;margin:auto} table.t{border-collapse:collapse;font-size:12px}'
             ' table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd;vertical-align:top}</style>'
@@ -375,3 +475,26 @@ def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb
             + '\n'.join(parts) + '</body></html>')
     write_text(page, out / 'report.html')
     return out / 'report.html'
+
+# %% ../nbs/13_report.ipynb #rr000002
+def report_run(run:Run, model:str='CNNens-RNN', preds:pd.DataFrame|None=None) -> tuple:
+    "Evaluate a run: preds, thresholds.json, metrics.json, report.html with Tables 1, S1, S2, inference times and provenance."
+    from ich_nb.labels import cq500_majority, read_cq500_reads
+    from ich_nb.files import write_json
+    ci, n_boot = run.params['eval']['ci'], run.params['eval']['n_boot']
+    preds = study_predictions(run) if preds is None else preds
+    write_csv(preds, run.path / 'preds' / 'studies.csv')
+    s3 = table_s3(preds, ci=ci, n_boot=n_boot)
+    studies, reads = run.table('studies'), read_cq500_reads(run.data('test') / 'reads.csv')
+    extra = {'Table 1: studies and the share positive for each class': table1({
+                 'training and validation': studies[studies.split != 'test'], "test (readers' majority)": studies[studies.split == 'test'],
+                 'test, every study of reads.csv': cq500_majority(reads)}),
+             "Table S1: the test readers' agreement (Fleiss' κ)": table_s1(reads).assign(paper=pd.Series(paper_values()['table_s1'])),
+             'Table S2: how the scans were made': table_s2({'training and validation': run.table('headers_train'), 'test': run.table('headers_test')}),
+             'Inference time per slice': inference_table(run.table('inference_cnns'), run.table('inference_rnns')).set_index('model')}
+    write_json(operating_thresholds(preds), run.path / 'thresholds.json')
+    mf = run.path / 'metrics.json'
+    write_json({**(json.loads(mf.read_text()) if mf.exists() else {}), **run_metrics(preds, s3)}, mf)
+    page = write_report(preds, run.path, model=model, title=f"ich_nb: {run.path.name}", ci=ci, n_boot=n_boot, s3=s3, extra=extra,
+                        provenance=provenance(run.path))
+    return preds, s3, extra, page

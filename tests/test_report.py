@@ -111,3 +111,82 @@ def test_a_class_with_no_positive_test_study(preds):
         warnings.simplefilter('error')
         s3 = table_s3(p)
     assert s3[s3.cls == 'epidural'].auc.isna().all() and s3.mAP.notna().all()
+
+
+def test_metrics_json_is_strict(preds, tmp_path):
+    "metrics.json holds null, never NaN, where a number is undefined (a class with no positive test study)."
+    import json, warnings
+    from ich_nb.files import write_json
+    from ich_nb.report import run_metrics
+    p = preds.copy()
+    p.loc[p.split == 'test', 'epidural'] = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        write_json(run_metrics(p), tmp_path / 'metrics.json')
+    def no_nan(c): raise AssertionError(f'metrics.json holds {c}')
+    m = json.loads((tmp_path / 'metrics.json').read_text(), parse_constant=no_nan)
+    assert m['models']['CNN']['per_class']['epidural']['auc'] is None and m['models']['CNN']['auc_any'] is not None
+
+
+def test_gradcam_cases_pick_the_most_confident_of_each_kind():
+    from ich_nb.report import gradcam_cases
+    assert gradcam_cases([1, 1, 0, 0, 1, 0], [.9, .95, .7, .1, .2, .8], .5) == {'TP': 1, 'FP': 5, 'FN': 4}
+    assert gradcam_cases([1, 1], [.9, .95], .5) == {'TP': 1, 'FP': None, 'FN': None}
+
+
+def report_with_everything(preds, out):
+    "A report as the series leaves it: Figs 3-4 drawn, provenance, and the executed notebooks as HTML."
+    from ich_nb.report import gradcam_figure, provenance, render_executed
+    import nbformat
+    yy, xx = np.mgrid[:64, :64]
+    mask = (yy - 30) ** 2 + (xx - 20) ** 2 < 50
+    panel = dict(image=(xx * 3).astype(np.uint8), cam=np.exp(-((yy - 30) ** 2 + (xx - 22) ** 2) / 80), mask=mask, title='EDH TP, p = 0.91')
+    (out / 'figures').mkdir(parents=True)
+    gradcam_figure([panel] * 5, out / 'figures' / 'fig3.png', ncols=5)
+    gradcam_figure([panel, {**panel, 'mask': None}] * 2, out / 'figures' / 'fig4.png', ncols=4)
+    (out / 'executed').mkdir()
+    for step in ('04_evaluate', '05_explain'):
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f'# {step}'), nbformat.v4.new_code_cell(f"run_dir = '{out}'")])
+        nbformat.write(nb, out / 'executed' / f'{step}.ipynb')
+    render_executed(out)
+    return write_report(preds, out, provenance=provenance(out))
+
+
+def test_report_has_figs_3_4_provenance_and_links(preds, tmp_path):
+    import re
+    page = report_with_everything(preds, tmp_path)
+    text = page.read_text()
+    for h in ('Fig. 1', 'Fig. 2', 'Fig. 3', 'Fig. 4', 'Table 2', 'Table S3', 'Table S4', 'deviation ledger', 'Provenance'):
+        assert h in text, h
+    assert 'Not made yet' not in text and text.count('data:image/png;base64') >= 2
+    links = set(re.findall(r'href="(executed/[^"]+)"', text))
+    assert links == {'executed/04_evaluate.html', 'executed/05_explain.html'}
+    for l in links:
+        assert (tmp_path / l).is_file() and str(tmp_path) not in (tmp_path / l).read_text()
+    assert 'ich_nb ' in text and 'git_commit' in text
+
+
+def test_report_renders_in_a_browser(preds, tmp_path):
+    "In headless Chromium, offline: both plotly figures draw, Figs 3-4 have pixels, the tables carry the paper's names."
+    from pathlib import Path
+    chromium = Path('/usr/bin/chromium')
+    if not chromium.exists(): pytest.skip('Debian chromium is not installed (apt-get install chromium; .ci/run does it)')
+    pytest.importorskip('playwright')
+    from playwright.sync_api import sync_playwright
+    page_file = report_with_everything(preds, tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=['--no-sandbox'])
+        page = browser.new_page(viewport={'width': 1300, 'height': 1000})
+        errors = []
+        page.on('pageerror', lambda e: errors.append(str(e)))
+        page.route('http*://**', lambda route: route.abort())
+        page.goto(page_file.as_uri(), wait_until='load')
+        page.wait_for_function("[...document.querySelectorAll('.plotly-graph-div')].every(d => d.querySelector('.main-svg .trace'))",
+                               timeout=30_000)
+        imgs = page.evaluate("[...document.images].map(i => i.naturalWidth)")
+        headers = page.evaluate("[...document.querySelectorAll('table.t th')].map(t => t.textContent)")
+        page.screenshot(path=str(tmp_path / 'report.png'), full_page=True)
+        browser.close()
+    assert not errors, errors
+    assert len(imgs) >= 2 and all(w > 0 for w in imgs), imgs
+    assert {'model', 'sensitivity', 'specificity'} <= set(headers), headers[:20]
