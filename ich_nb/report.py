@@ -29,10 +29,11 @@ from .stats import (class_metrics, delong_test, mcnemar_test, mean_average_preci
                           threshold_metrics)
 
 # %% auto #0
-__all__ = ['PROB', 'SOURCES', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1', 'fig2',
-           'table2', 'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings', 'table1',
-           'table_s1', 'table_s2', 'inference_table', 'ledger', 'nearest_profile', 'provenance', 'gradcam_cases',
-           'gradcam_figure', 'render_executed', 'fig1_static', 'fig2_static', 'write_report', 'report_run']
+__all__ = ['PROB', 'SOURCES', 'NAMES', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1',
+           'fig2', 'table2', 'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings',
+           'table1', 'table_s1', 'table_s2', 'inference_table', 'ledger', 'nearest_profile', 'provenance',
+           'gradcam_cases', 'gradcam_figure', 'render_executed', 'fig1_static', 'fig2_static', 'write_report',
+           'report_run']
 
 # %% ../nbs/13_report.ipynb #c08dd943
 PROB = {c: f'p_{c}' for c in CLASSES}
@@ -67,10 +68,10 @@ def paper_fig1() -> pd.DataFrame:
 
 # %% ../nbs/13_report.ipynb #9836dcaa
 def interval_text(v, lo, hi) -> str:
-    "'v [lo-hi]' to three decimals, with 'n/a' for what the data leave undefined (NaN)."
+    "'v (lo–hi)' to three decimals as the paper prints an interval, with 'n/a' for what the data leave undefined (NaN)."
     num = lambda x: 'n/a' if x != x else f'{x:.3f}'
     if v != v: return 'n/a'
-    return f'{num(v)} [n/a]' if lo != lo and hi != hi else f'{num(v)} [{num(lo)}-{num(hi)}]'
+    return f'{num(v)} (n/a)' if lo != lo and hi != hi else f'{num(v)} ({num(lo)}–{num(hi)})'
 
 # %% ../nbs/13_report.ipynb #8ddee09f
 def _split(preds, split):
@@ -412,8 +413,36 @@ def _with_ci(df:pd.DataFrame) -> pd.DataFrame:
         df = df.drop(columns=[f'{c}_lower', f'{c}_upper'])
     return df
 
+NAMES = {'model': 'Model', 'cls': 'Class', 'n_pos': 'Positive studies', 'auc': 'AUC-ROC (95 % CI)', 'auc_pr': 'AUC-PR (95 % CI)',
+         'mAP': 'mAP', 'operating_point': 'Operating point', 'threshold': 'Threshold', 'tp': 'TP', 'fp': 'FP', 'fn': 'FN', 'tn': 'TN',
+         'accuracy': 'Accuracy (95 % CI)', 'sensitivity': 'Sensitivity (95 % CI)', 'specificity': 'Specificity (95 % CI)',
+         'lr_pos': 'LR+ (95 % CI)', 'lr_neg': 'LR− (95 % CI)', 'model_a': 'Model A', 'model_b': 'Model B', 'auc_a': 'AUC-ROC A',
+         'auc_b': 'AUC-ROC B', 'delong_z': 'DeLong z', 'delong_p': 'DeLong p', 'mcnemar_b': 'McNemar b', 'mcnemar_c': 'McNemar c',
+         'mcnemar_method': 'McNemar test', 'mcnemar_p': 'McNemar p'}
+
+def _paper_beside(df:pd.DataFrame) -> pd.DataFrame:
+    "The paper's value beside this run's where the paper gives it (Table S3 for CNNens-RNN, Table S4's p values)."
+    pv, df = paper_values(), df.copy()
+    if {'model', 'cls', 'auc'} <= set(df.columns):
+        ref = pv['table_s3_cnnens_rnn']
+        for k in ('auc', 'auc_pr'):
+            df[f'paper_{k}'] = [ref.get(c, {}).get(k) if m == 'CNNens-RNN' else None for m, c in zip(df.model, df.cls)]
+    if {'model_a', 'model_b', 'delong_p'} <= set(df.columns):
+        ref = {(r['model_a'], r['model_b']): r for r in pv['table_s4']}
+        for k in ('delong_p', 'mcnemar_p'):
+            df[f'paper_{k}'] = [ref.get((a, b), {}).get(k) for a, b in zip(df.model_a, df.model_b)]
+    return df
+
+def _paper_names(df:pd.DataFrame) -> pd.DataFrame:
+    "Columns and classes named as the paper names them."
+    df = df.copy()
+    if 'cls' in df: df['cls'] = df.cls.map(lambda c: CLASSES.get(c, c))
+    if 'operating_point' in df: df['operating_point'] = df.operating_point.str.replace('_', ' ')
+    paper = {c: f"Paper: {NAMES.get(c[6:], c[6:]).replace(' (95 % CI)', '')}" for c in df.columns if c.startswith('paper_')}
+    return df.rename(columns={**NAMES, **paper})
+
 def _table_html(df:pd.DataFrame) -> str:
-    return _with_ci(df).to_html(index=False, border=0, classes='t', na_rep='n/a',
+    return _paper_names(_with_ci(_paper_beside(df))).to_html(index=False, border=0, classes='t', na_rep='n/a',
                                 float_format=lambda v: f'{v:.3g}' if abs(v) < 1e-3 and v != 0 else f'{v:.3f}')
 
 def _source(key:str) -> str:

@@ -189,4 +189,4 @@ def test_report_renders_in_a_browser(preds, tmp_path):
         browser.close()
     assert not errors, errors
     assert len(imgs) >= 2 and all(w > 0 for w in imgs), imgs
-    assert {'model', 'sensitivity', 'specificity'} <= set(headers), headers[:20]
+    assert {'Model', 'Class', 'Sensitivity (95 % CI)', 'Specificity (95 % CI)', 'AUC-ROC (95 % CI)', 'Paper: AUC-ROC', 'DeLong p'} <= set(headers), headers[:40]
