@@ -27,9 +27,10 @@ from .run import ConfigError, Run
 from .windowing import PIPELINES, WINDOWS, preprocess, window
 
 # %% auto #0
-__all__ = ['SIDE', 'PRESETS', 'LEVELS', 'WIDTHS', 'NO_THRESHOLD', 'png', 'enlarge', 'picture', 'histogram_image', 'legend',
-           'load_study', 'WindowExplorer', 'threshold_set', 'called', 'wrong_calls', 'head_mask', 'heat_picture',
-           'colour_bar', 'HeatmapExplorer', 'workshop_notebook', 'workshop_copy', 'in_package']
+__all__ = ['SIDE', 'ONE_LINE', 'PRESETS', 'LEVELS', 'WIDTHS', 'NO_THRESHOLD', 'png', 'enlarge', 'picture', 'histogram_image',
+           'legend', 'load_study', 'WindowExplorer', 'threshold_set', 'called', 'wrong_calls', 'head_mask',
+           'heat_picture', 'colour_bar', 'slice_cam', 'HeatmapExplorer', 'workshop_notebook', 'workshop_copy',
+           'in_package']
 
 # %% ../nbs/14_widgets.ipynb #d8248b2a
 def png(a:np.ndarray) -> bytes:
@@ -38,8 +39,9 @@ def png(a:np.ndarray) -> bytes:
     Image.fromarray(np.ascontiguousarray(a)).save(buf, format='png', compress_level=1)
     return buf.getvalue()
 
-# %% ../nbs/14_widgets.ipynb #1292bf60
+# %% ../nbs/14_widgets.ipynb #68879aa8
 SIDE = 288   # px: the side of every picture of a slice the explorers show
+ONE_LINE = 'white-space:nowrap;overflow:hidden;text-overflow:ellipsis'   # CSS of a title that must not push its picture down
 
 def enlarge(a:np.ndarray, side:int=SIDE) -> np.ndarray:
     "8-bit image `a` (h, w[, 3]) scaled to fit a `side` × `side` square, black around it: nearest neighbour up (pixels stay sharp), box filter down."
@@ -52,11 +54,14 @@ def enlarge(a:np.ndarray, side:int=SIDE) -> np.ndarray:
     out[r0:r0 + size[1], c0:c0 + size[0]] = im
     return out
 
-# %% ../nbs/14_widgets.ipynb #c26ef134
-def picture(side:int=SIDE) -> W.Image:
-    "An image widget that stays `side` × `side` px, whatever sits beside it."
+# %% ../nbs/14_widgets.ipynb #0747a73b
+def picture(side:int=SIDE, name:str='') -> W.Image:
+    "An image widget that stays `side` × `side` px, whatever sits beside it; CSS classes `ich-picture` and `ich-<name>` (for the browser test)."
     px = f'{side}px'
-    return W.Image(format='png', layout=W.Layout(width=px, height=px, min_width=px, min_height=px, flex='0 0 auto'))
+    im = W.Image(format='png', layout=W.Layout(width=px, height=px, min_width=px, min_height=px, flex='0 0 auto'))
+    for c in ('ich-picture', f'ich-{name}' if name else ''):
+        if c: im.add_class(c)
+    return im
 
 # %% ../nbs/14_widgets.ipynb #3a89c527
 def _font(size:int=12): return ImageFont.load_default(size=size)
@@ -84,7 +89,7 @@ def histogram_image(hu:np.ndarray, level:float, width:float, lo:float=-1100, hi:
     d.text((w - 2, ph + 7), 'HU', fill=(0, 0, 0), font=_font(), anchor='rt')
     return np.asarray(pil)
 
-# %% ../nbs/14_widgets.ipynb #dff32bdb
+# %% ../nbs/14_widgets.ipynb #1cf5fbca
 def _where(d:int) -> str: return {-1: 'slice below', 0: 'this slice', 1: 'slice above'}[d]
 
 def legend(pipeline:str) -> str:
@@ -94,7 +99,7 @@ def legend(pipeline:str) -> str:
         what = f"{name.replace('_', ' ')} window {WINDOWS[name][0]}/{WINDOWS[name][1]}" if name in WINDOWS else name
         text = what if pipeline == 'wdw' else f"{_where(d)} ({what})"
         parts.append(f'<span style="display:inline-block;width:10px;height:10px;background:{colour}"></span> {text}')
-    return '<br>'.join(parts)
+    return '<div style="line-height:1.5">' + '<br>'.join(parts) + '</div>'
 
 # %% ../nbs/14_widgets.ipynb #0165aaf9
 PRESETS = {'brain': WINDOWS['brain'], 'subdural': WINDOWS['subdural'], 'soft tissue': WINDOWS['soft_tissue'],
@@ -120,16 +125,18 @@ class WindowExplorer:
         self.width = W.IntSlider(description='width (HU)', min=WIDTHS[wide][0], max=WIDTHS[wide][1], value=width, **long)
         self.slice = W.IntSlider(description='slice', min=0, max=0, **long)
         self.preset = W.ToggleButtons(options=list(PRESETS), value=None, description='preset', style={'description_width': '90px'})
-        self.images = {k: picture(side) for k in ('window', 'wdw', 'slc')}
+        self.images = {k: picture(side, k) for k in ('window', 'wdw', 'slc')}
         self.images['histogram'] = W.Image(format='png', layout=W.Layout(width=f'{self.row}px', height='130px', flex='0 0 auto'))
-        self.titles = {'window': W.HTML(), 'wdw': W.HTML('<b>wdw</b>: three windows of this slice'),
-                       'slc': W.HTML('<b>slc</b>: three slices, brain window')}
+        self.images['histogram'].add_class('ich-histogram')
+        self.titles = {'window': W.HTML(), 'wdw': W.HTML(f'<div style="{ONE_LINE}"><b>wdw</b>: three windows of this slice</div>'),
+                       'slc': W.HTML(f'<div style="{ONE_LINE}"><b>slc</b>: three slices, brain window</div>')}
         notes = {'window': W.HTML('what a reader sees with this level and width'), 'wdw': W.HTML(legend('wdw')), 'slc': W.HTML(legend('slc'))}
         panels = [W.VBox([self.titles[k], self.images[k], notes[k]], layout=W.Layout(width=f'{side}px', margin='0 12px 0 0' if k != 'slc' else '0'))
                   for k in ('window', 'wdw', 'slc')]
         self.widget = W.VBox([self.message, self.preset, self.wide, self.level, self.width, self.slice,
                               W.HBox(panels, layout=W.Layout(align_items='flex-start')),
                               W.HTML('<b>HU histogram of the slice</b> (log counts; the window shaded orange)'), self.images['histogram']])
+        self.widget.add_class('ich-window-explorer')
         self.slice.observe(lambda c: self.draw(), names='value')
         for w in (self.level, self.width): w.observe(self._moved, names='value')
         self.wide.observe(self._ranges, names='value')
@@ -190,10 +197,10 @@ class WindowExplorer:
             if name in ('wdw', 'slc') and self._drawn == k: continue      # they depend on the slice only
             self.images[name].value = png(a if name == 'histogram' else enlarge(a, self.side))
         self._drawn = k
-        self.titles['window'].value = f'<b>this window</b>: {lv - wd / 2:g} to {lv + wd / 2:g} HU'
+        self.titles['window'].value = f'<div style="{ONE_LINE}"><b>this window</b>: {lv - wd / 2:g} to {lv + wd / 2:g} HU</div>'
         self.seconds = time.perf_counter() - t
 
-# %% ../nbs/14_widgets.ipynb #297d455c
+# %% ../nbs/14_widgets.ipynb #2d4b87a8
 NO_THRESHOLD = 'no threshold (no validation positives)'
 
 def threshold_set(t) -> bool:
@@ -204,7 +211,7 @@ def called(p:float, t) -> str:
     "The call at threshold `t`: 'yes' when `p` ≥ `t`, 'no', or `NO_THRESHOLD`."
     return 'yes' if threshold_set(t) and p >= t else 'no' if threshold_set(t) else NO_THRESHOLD
 
-# %% ../nbs/14_widgets.ipynb #7835f135
+# %% ../nbs/14_widgets.ipynb #242073e8
 def wrong_calls(preds:pd.DataFrame, thresholds:dict, n:int=1) -> pd.DataFrame:
     "Each kind of wrong call in one model's study `preds` at its balanced thresholds: per class the `n` most confident false negatives (lowest p) and false positives (highest p)."
     rows = []
@@ -217,21 +224,21 @@ def wrong_calls(preds:pd.DataFrame, thresholds:dict, n:int=1) -> pd.DataFrame:
                 rows.append(dict(study_id=r.study_id, cls=c, kind=kind, p=r[f'p_{c}'], threshold=t, of=int(wrong.sum())))
     return pd.DataFrame(rows, columns=['study_id', 'cls', 'kind', 'p', 'threshold', 'of'])
 
-# %% ../nbs/14_widgets.ipynb #be859be6
+# %% ../nbs/14_widgets.ipynb #c31a1ce2
 def head_mask(image:np.ndarray) -> np.ndarray:
     "Where the head is on an 8-bit slice image (h, w[, c]): the largest region brighter than black in any channel, holes filled."
     lab, n = ndimage.label((image.max(-1) if image.ndim == 3 else image) > 0)
     if not n: return np.zeros(lab.shape, bool)
     return ndimage.binary_fill_holes(lab == np.bincount(lab.ravel())[1:].argmax() + 1)
 
-# %% ../nbs/14_widgets.ipynb #2a32dec3
+# %% ../nbs/14_widgets.ipynb #bef07ba4
 def heat_picture(image:np.ndarray, cam:np.ndarray, mask:np.ndarray, alpha:float=0.4) -> np.ndarray:
     "The 8-bit brain-window `image` with heatmap `cam` blended over it inside the head (`mask`) only: (h, w, 3)."
     out = overlay(image, cam, alpha)
     out[~mask] = np.asarray(image)[~mask][:, None]
     return out
 
-# %% ../nbs/14_widgets.ipynb #c957db8c
+# %% ../nbs/14_widgets.ipynb #f14f1117
 def colour_bar(height:int=SIDE, cmap:str='jet') -> np.ndarray:
     "An 8-bit picture (height, 90, 3) of the heatmap's colours, 0 at the bottom to 1 (the slice's maximum) at the top."
     img = np.full((height, 90, 3), 255, np.uint8)
@@ -241,6 +248,14 @@ def colour_bar(height:int=SIDE, cmap:str='jet') -> np.ndarray:
     for text, y in (('1 (most)', 8), ('0.5', height // 2), ('0 (least)', height - 9)):
         d.text((26, y), text, fill=(0, 0, 0), font=_font(), anchor='lm')
     return np.asarray(pil)
+
+# %% ../nbs/14_widgets.ipynb #9ae95046
+def slice_cam(net, x:torch.Tensor, cls:str) -> np.ndarray:
+    "The Grad-CAM map (h, w) of one slice `x` (1, 3, h, w) for `cls`, on one CPU thread: for a single image that is quicker, and it does not wait on busy cores."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try: return grad_cam(net, x, cls)[0][0]
+    finally: torch.set_num_threads(n)
 
 # %% ../nbs/14_widgets.ipynb #1fbf8e11
 class HeatmapExplorer:
@@ -253,14 +268,15 @@ class HeatmapExplorer:
         self.slice = W.IntSlider(description='slice', min=0, max=0, layout=W.Layout(width='760px'))
         self.cls = W.Dropdown(description='class', options=[(v, k) for k, v in CLASSES.items()], value='any')
         self.alpha = W.FloatSlider(description='opacity', min=0, max=1, step=0.05, value=0.4)
-        self.images = {'slice': picture(side), 'heatmap': picture(side),
+        self.images = {'slice': picture(side, 'slice'), 'heatmap': picture(side, 'heatmap'),
                        'colours': W.Image(value=png(colour_bar(side)), format='png', layout=W.Layout(width='90px', height=f'{side}px', flex='0 0 auto'))}
         panel = lambda title, im: W.VBox([title, im], layout=W.Layout(width=f'{side}px', margin='0 12px 0 0'))
         self.widget = W.VBox([self.message, self.study, self.wrong, W.HBox([self.cls, self.alpha]), self.slice,
-                              W.HBox([panel(W.HTML('<b>brain window</b> (what the network saw, channel 1)'), self.images['slice']),
+                              W.HBox([panel(W.HTML(f'<div style="{ONE_LINE}"><b>brain window</b>: channel 1 of the input</div>'), self.images['slice']),
                                       panel(self.heading, self.images['heatmap']),
                                       W.VBox([W.HTML('<b>heat</b>'), self.images['colours']])], layout=W.Layout(align_items='flex-start')),
                               self.calls])
+        self.widget.add_class('ich-heatmap-explorer')
         self.shown, self._cams, self._quiet = {}, {}, False
         try: self._load()
         except (ConfigError, KeyError, ValueError) as e:
@@ -285,10 +301,11 @@ class HeatmapExplorer:
         self.study.options = [(self._label(r), r.study_id) for _, r in self.preds.iterrows()]
         self.study.value = self.study.options[0][1]             # the highest-scored study first
         shown = wrong_calls(self.preds, self.thr, n=3)          # per class and kind, the three most confident
-        self.wrong.options = [(f'{len(self.mistakes)} wrong calls in all; pick one to see it' if len(shown) else 'no wrong calls at the balanced thresholds', None)] + [
+        self.wrong.options = [(f'{len(self.mistakes)} wrong calls in all; pick one to see it' if len(shown) else 'no wrong calls at the balanced thresholds', ())] + [
             (f"{CLASSES[r.cls]} {r.kind} ({i + 1} of {r.of}): p {r.p:.2f} {'<' if r.kind == 'FN' else '≥'} threshold {r.threshold:.2f}, "
              f"{self.names.get(r.study_id, r.study_id)}", (r.study_id, r.cls, r.kind))
             for (c, k), g in shown.groupby(['cls', 'kind'], sort=False) for i, r in enumerate(g.itertuples())]
+        self.wrong.index = 0                                    # the heading, not a blank
 
     def _label(self, r) -> str:
         "A study's line in the menu: p(any), the truth, its wrong calls."
@@ -298,7 +315,7 @@ class HeatmapExplorer:
                 f"{' · wrong: ' + flags if flags else ''} · {self.names.get(r.study_id, r.study_id)}")
 
     def _jump(self, change):
-        if change['new'] is None: return
+        if not change['new']: return
         study, cls, _ = change['new']
         self._quiet = True
         try: self.cls.value, self.study.value = cls, study
@@ -322,20 +339,18 @@ class HeatmapExplorer:
     def draw(self):
         "Redraw the current slice with the heatmap of the current class."
         if self._quiet: return
-        c, k = self.cls.value, self.slice.value
-        if c not in self._cams:
-            self._cams[c] = np.concatenate([grad_cam(self.net, self._x[i:i + 32], c)[0] for i in range(0, len(self._x), 32)])
-        t = time.perf_counter()
-        self.shown = dict(slice=self._brain[k], heatmap=heat_picture(self._brain[k], self._cams[c][k], self._masks[k], self.alpha.value))
+        c, k, t = self.cls.value, self.slice.value, time.perf_counter()
+        if (c, k) not in self._cams: self._cams[c, k] = slice_cam(self.net, self._x[k:k + 1], c)
+        self.shown = dict(slice=self._brain[k], heatmap=heat_picture(self._brain[k], self._cams[c, k], self._masks[k], self.alpha.value))
         for name, a in self.shown.items(): self.images[name].value = png(enlarge(a, self.side))
-        self.heading.value = f'<b>Grad-CAM for {CLASSES[c]}</b>: slice p = {self._probs[k, list(CLASSES).index(c)]:.2f}'
+        self.heading.value = f'<div style="{ONE_LINE}"><b>Grad-CAM, {CLASSES[c]}</b>: slice p = {self._probs[k, list(CLASSES).index(c)]:.2f}</div>'
         self.calls.value = self.table()
         self.seconds = time.perf_counter() - t
 
     def table(self) -> str:
         "HTML: per class the study's p, the balanced threshold, the call, the truth (and the readers'); wrong calls in red."
         r = self.preds.set_index('study_id').loc[self.study.value]
-        head = ['class', 'p (study)', 'threshold (balanced, from validation)', 'called', 'truth'] + (['readers R1 R2 R3'] if self.reads is not None else [])
+        head = ['class', 'p (study)', 'threshold', 'called', 'truth'] + (['readers R1 R2 R3'] if self.reads is not None else [])
         body = []
         for c in CLASSES:
             p, t = r[f'p_{c}'], self.thr[c]['balanced']
@@ -345,15 +360,18 @@ class HeatmapExplorer:
                      (f'<span style="color:#c00"><b>{call}</b> ({"FP" if call == "yes" else "FN"})</span>' if wrong else call),
                      'yes' if truth else 'no'] + ([self._readers(c)] if self.reads is not None else [])
             body.append(f'<tr data-class="{c}">' + ''.join(f'<td>{x}</td>' for x in cells) + '</tr>')
-        return ('<table class="ich-calls" style="border-spacing:12px 2px"><tr>' + ''.join(f'<th style="text-align:left">{h}</th>' for h in head)
-                + '</tr>' + ''.join(body) + '</table>')
+        return ('<table class="ich-calls" style="border-collapse:collapse;line-height:1.4;white-space:nowrap"><tr>'
+                + ''.join(f'<th style="text-align:left;padding:0 14px 0 0">{h}</th>' for h in head) + '</tr>'
+                + ''.join(body).replace('<td>', '<td style="padding:0 14px 0 0">') + '</table>'
+                + '<p style="line-height:1.4;margin-top:6px">threshold: the balanced operating point, chosen on the validation split; '
+                  'a study is called when p reaches it.</p>')
 
     def _readers(self, c) -> str:
         name = self.names.get(self.study.value)
         if name not in self.reads.index: return ''
         return ' '.join(str(int(self.reads.loc[name, f'R{i}:{CQ500_CODES[c]}'])) for i in (1, 2, 3))
 
-# %% ../nbs/14_widgets.ipynb #d5f469c9
+# %% ../nbs/14_widgets.ipynb #c0d5c42f
 def workshop_notebook() -> Path:
     "The workshop notebook of the source tree: `nbs/workshop/explorers.ipynb`."
     return Path(ich_nb.__file__).resolve().parents[1] / 'nbs' / 'workshop' / 'explorers.ipynb'
