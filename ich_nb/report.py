@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_report.ipynb #90bd2646
 from __future__ import annotations
-import base64, html, itertools, json, math, os, platform, subprocess, warnings
+import base64, html, itertools, json, math, os, platform, subprocess, tempfile, warnings
 from functools import cache
 from pathlib import Path
 
@@ -32,8 +32,8 @@ from .stats import (class_metrics, delong_test, mcnemar_test, mean_average_preci
 __all__ = ['PROB', 'SOURCES', 'NAMES', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1',
            'fig2', 'table2', 'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings',
            'table1', 'table_s1', 'table_s2', 'inference_table', 'ledger', 'nearest_profile', 'provenance',
-           'gradcam_cases', 'gradcam_figure', 'render_executed', 'fig1_static', 'fig2_static', 'write_report',
-           'report_run']
+           'gradcam_cases', 'gradcam_figure', 'render_executed', 'fig1_static', 'fig2_static', 'show_figure',
+           'paper_table', 'write_report', 'report_run']
 
 # %% ../nbs/13_report.ipynb #c08dd943
 PROB = {c: f'p_{c}' for c in CLASSES}
@@ -363,17 +363,21 @@ SOURCES = {'fig1': '04_evaluate', 'fig2': '04_evaluate', 'table2': '04_evaluate'
            'table_s4': '04_evaluate', 'fig3': '05_explain', 'fig4': '05_explain'}
 
 def render_executed(run_path) -> list:
-    "Each executed notebook of the run as HTML beside it (nbconvert), the run's absolute path shown as its name."
+    "Each executed notebook of the run as HTML in `executed_html/` (nbconvert), the run's absolute path shown as its name."
     from nbconvert import HTMLExporter
     rp, out = Path(run_path).resolve(), []
-    exporter = HTMLExporter(template_name='lab', embed_images=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    from traitlets.config import Config
+    static_first = ['image/png', 'text/html', 'text/markdown', 'image/svg+xml', 'text/latex', 'image/jpeg', 'text/plain']   # offline: no plotly CDN
+    exporter = HTMLExporter(config=Config({'NbConvertBase': {'display_data_priority': static_first}}), template_name='lab',
+                            embed_images=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    (rp / 'executed_html').mkdir(exist_ok=True)
     for nbf in sorted((rp / 'executed').glob('*.ipynb')):
         body, _ = exporter.from_filename(str(nbf))
-        out.append(write_text(body.replace(str(rp), f'runs/{rp.name}'), nbf.with_suffix('.html')))
+        out.append(write_text(body.replace(str(rp), f'runs/{rp.name}'), rp / 'executed_html' / f'{nbf.stem}.html'))
     return out
 
 # %% ../nbs/13_report.ipynb #2d2394c5
-def fig1_static(s3:pd.DataFrame, path, paper:bool=True):
+def fig1_static(s3:pd.DataFrame, path, paper:bool=True, dpi:int=150):
     "Fig. 1 as a static image (`path` ending .png or .svg)."
     any_ = s3[s3.cls == 'any'].reset_index(drop=True)
     x = np.arange(len(any_))
@@ -385,10 +389,10 @@ def fig1_static(s3:pd.DataFrame, path, paper:bool=True):
         ax.scatter(x - 0.2, ref.mAP, marker='D', color='k', zorder=3, label='paper')
         ax.scatter(x + 0.2, ref.auc_any, marker='D', color='k', zorder=3)
     ax.set_xticks(x, any_.model, rotation=20); ax.set_ylim(0, 1.05); ax.legend(loc='lower right'); ax.set_title('mAP and AUC-ROC (any)')
-    f.tight_layout(); f.savefig(path, dpi=150); plt.close(f)
+    f.tight_layout(); f.savefig(path, dpi=dpi); plt.close(f)
 
 # %% ../nbs/13_report.ipynb #6d4f4229
-def fig2_static(preds:pd.DataFrame, model:str, path, split:str='test', ci:str='delong', n_boot:int=1000):
+def fig2_static(preds:pd.DataFrame, model:str, path, split:str='test', ci:str='delong', n_boot:int=1000, dpi:int=150):
     "Fig. 2's four panels as a static image."
     d = _split(preds, split)
     f, axs = plt.subplots(2, 2, figsize=(11, 9.2))
@@ -402,7 +406,16 @@ def fig2_static(preds:pd.DataFrame, model:str, path, split:str='test', ci:str='d
         a.set(xlabel='1 - specificity' if roc else 'recall', ylabel='sensitivity' if roc else 'precision', xlim=(0, 1), ylim=(0, 1.02),
               title=title + (' (AUC-ROC [95% CI])' if roc else ' (AUC-PR [95% CI])'))
         if a.lines: a.legend(fontsize=7, loc='lower right' if roc else 'lower left')
-    f.suptitle(f'{model}, {split} set'); f.tight_layout(); f.savefig(path, dpi=150); plt.close(f)
+    f.suptitle(f'{model}, {split} set'); f.tight_layout(); f.savefig(path, dpi=dpi); plt.close(f)
+
+# %% ../nbs/13_report.ipynb #sf000002
+def show_figure(fig:go.Figure, draw_static, dpi:int=80):
+    "Display `fig` with a PNG of it in the same output; `draw_static(path, dpi=...)` draws the PNG."
+    from IPython.display import display
+    with tempfile.TemporaryDirectory() as d:
+        draw_static(Path(d) / 'fig.png', dpi=dpi); png = (Path(d) / 'fig.png').read_bytes()
+    display({'text/html': fig.to_html(include_plotlyjs='cdn', full_html=False), 'image/png': base64.b64encode(png).decode(),
+             'text/plain': f'<plotly figure: {fig.layout.title.text}>'}, raw=True)
 
 # %% ../nbs/13_report.ipynb #dd7d9ab0
 def _with_ci(df:pd.DataFrame) -> pd.DataFrame:
@@ -441,14 +454,18 @@ def _paper_names(df:pd.DataFrame) -> pd.DataFrame:
     paper = {c: f"Paper: {NAMES.get(c[6:], c[6:]).replace(' (95 % CI)', '')}" for c in df.columns if c.startswith('paper_')}
     return df.rename(columns={**NAMES, **paper})
 
+def paper_table(df:pd.DataFrame) -> pd.DataFrame:
+    "A table of this module as the paper prints it: named columns, intervals as 'v (lo–hi)', the paper's values beside."
+    return _paper_names(_with_ci(_paper_beside(df)))
+
 def _table_html(df:pd.DataFrame) -> str:
-    return _paper_names(_with_ci(_paper_beside(df))).to_html(index=False, border=0, classes='t', na_rep='n/a',
+    return paper_table(df).to_html(index=False, border=0, classes='t', na_rep='n/a',
                                 float_format=lambda v: f'{v:.3g}' if abs(v) < 1e-3 and v != 0 else f'{v:.3f}')
 
 def _source(key:str) -> str:
     "A link to the executed notebook (as HTML in the run folder) that made figure or table `key`."
     step = SOURCES.get(key)
-    return f'<p class="src">Made by <a href="executed/{step}.html">executed/{step}</a>.</p>' if step else ''
+    return f'<p class="src">Made by <a href="executed_html/{step}.html">the executed notebook {step}</a>.</p>' if step else ''
 
 def _png(path:Path) -> str:
     "An <img> of the PNG at `path`, inlined so the report stays one file."

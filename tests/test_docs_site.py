@@ -27,7 +27,8 @@ def fake_run(tmp:Path) -> Path:
                         nbformat.v4.new_output('display_data', data={'image/png': png, 'text/plain': 'Figure'})]
         nb.cells[1:1] = [c, show]
         nbformat.write(nb, run / 'executed' / p.name)
-    (run / 'report.html').write_text('<!doctype html><html><body><h1>report</h1></body></html>')
+    (run / 'report.html').write_text('<!doctype html><html><body><h1>report</h1><p>Made by '
+                                     '<a href="executed_html/04_evaluate.html">04_evaluate</a>.</p></body></html>')
     return run
 
 
@@ -53,6 +54,7 @@ def test_site_has_every_page(site):
         assert str(run) not in text and str(ROOT) not in text, f'{p.name} shows a machine path'
         assert 'skip_exec' not in text and 'cdn.plot.ly' not in text, p.name
     assert 'runs/refrun' in (out / 'paper' / 'evaluate.html').read_text()
+    assert 'href="evaluate.html"' in (out / 'paper' / 'report.html').read_text()     # the report's link to its notebook
     assert 'show_doc' not in (out / 'dicom.html').read_text()          # show_doc's input hidden, its output shown
     assert '<h3 id="read_dicom"' in (out / 'dicom.html').read_text()
 

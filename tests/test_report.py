@@ -148,7 +148,8 @@ def report_with_everything(preds, out):
     for step in ('04_evaluate', '05_explain'):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f'# {step}'), nbformat.v4.new_code_cell(f"run_dir = '{out}'")])
         nbformat.write(nb, out / 'executed' / f'{step}.ipynb')
-    render_executed(out)
+    assert [p.name for p in render_executed(out)] == ['04_evaluate.html', '05_explain.html']
+    assert sorted(p.name for p in (out / 'executed').iterdir()) == ['04_evaluate.ipynb', '05_explain.ipynb']
     return write_report(preds, out, provenance=provenance(out))
 
 
@@ -159,8 +160,8 @@ def test_report_has_figs_3_4_provenance_and_links(preds, tmp_path):
     for h in ('Fig. 1', 'Fig. 2', 'Fig. 3', 'Fig. 4', 'Table 2', 'Table S3', 'Table S4', 'deviation ledger', 'Provenance'):
         assert h in text, h
     assert 'Not made yet' not in text and text.count('data:image/png;base64') >= 2
-    links = set(re.findall(r'href="(executed/[^"]+)"', text))
-    assert links == {'executed/04_evaluate.html', 'executed/05_explain.html'}
+    links = set(re.findall(r'href="(executed_html/[^"]+)"', text))
+    assert links == {'executed_html/04_evaluate.html', 'executed_html/05_explain.html'}
     for l in links:
         assert (tmp_path / l).is_file() and str(tmp_path) not in (tmp_path / l).read_text()
     assert 'ich_nb ' in text and 'git_commit' in text

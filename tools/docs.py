@@ -9,7 +9,7 @@ the benchmarks.
 `--run`: a run folder whose executed notebooks (`executed/*.ipynb`) and report.html the site shows
 for the paper series (default: the first of runs/workshop, runs/smoke that holds them; none: the
 series is shown unexecuted, with a note)."""
-import argparse, html, json, re, shutil, sys, time
+import argparse, html, json, os, re, shutil, sys, time
 from pathlib import Path
 
 import jinja2, nbformat, yaml
@@ -31,6 +31,10 @@ TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block notebook_css -%}
+<link rel="stylesheet" href="{{ resources.site.root }}assets/lab.css">
+<style type="text/css">a.anchor-link { display: none; } .jp-InputArea { overflow: hidden; }</style>
+{%- endblock notebook_css -%}
 {%- block extra_css -%}
 <style type="text/css">
 body.jp-Notebook { padding: 0; }
@@ -163,8 +167,8 @@ def sidebar_entries(path:Path) -> list:
 
 
 def relative(target:str, page:str) -> str:
-    "The href of site path `target` from the page at site path `page`."
-    return '../' * page.count('/') + target
+    "The href of site path `target` from the page at site path `page` ('' for the site's root)."
+    return os.path.relpath(target, os.path.dirname(page) or '.').replace(os.sep, '/') if target else '../' * page.count('/')
 
 
 def sidebar_html(groups, titles:dict, page:str) -> str:
@@ -232,6 +236,7 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
     groups.append(('results', (['paper/report.html'] if run and (run / 'report.html').exists() else []) + list(extras)))
     titles |= extras | {'paper/report.html': f'Report of the reference run ({run.name})' if run else ''}
     out_of |= {'BENCHMARKS.md': 'benchmarks.html', '../BENCHMARKS.md': 'benchmarks.html'}
+    out_of |= {f'paper/executed_html/{Path(s).stem}.html': p for s, p in list(out_of.items()) if s.startswith('paper/')}
     cfg = Config({'TagRemovePreprocessor': {'enabled': True, 'remove_input_tags': {'remove_input'}}})
     exporter = HTMLExporter(config=cfg, template_name='lab', template_file='site.html.j2', embed_images=True,
                             exclude_input_prompt=True, exclude_output_prompt=True,
@@ -241,6 +246,8 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
     subs[str(ROOT) + '/'] = ''
     if out.exists(): shutil.rmtree(out)
     (out / 'assets').mkdir(parents=True)
+    static = next(Path(d) / 'lab' / 'static' for d in exporter.template_paths if (Path(d) / 'lab' / 'static' / 'index.css').exists())
+    (out / 'assets' / 'lab.css').write_text((static / 'index.css').read_text() + (static / 'theme-light.css').read_text())
     import plotly
     shutil.copy(Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js', out / 'assets' / 'plotly.min.js')
     pages = []
@@ -267,7 +274,8 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
           'ledger.html', ROOT, False)
     write(extra_page(extras['benchmarks.html'], (ROOT / 'BENCHMARKS.md').read_text()), 'benchmarks.html', ROOT, False)
     if run and (run / 'report.html').exists():
-        shutil.copy(run / 'report.html', out / 'paper' / 'report.html'); pages.append('paper/report.html')
+        (out / 'paper' / 'report.html').write_text(rewrite_links((run / 'report.html').read_text(), 'paper/report.html', out_of, doc_url))
+        pages.append('paper/report.html')
     (out / '.nojekyll').touch()
     return pages
 
@@ -278,7 +286,7 @@ if __name__ == '__main__':
     ap.add_argument('--out', default=None, help='output folder (default: _docs)')
     ap.add_argument('--no-proc', action='store_true', help='reuse _proc/ as it is')
     a = ap.parse_args()
-    import os; os.chdir(ROOT)
+    os.chdir(ROOT)
     from nbdev.config import get_config
     from nbdev.doclinks import _build_modidx
     from nbdev.quarto import nbdev_docs, nbdev_sidebar, refresh_quarto_yml
