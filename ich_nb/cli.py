@@ -43,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument('--run-dir', default='runs/smoke', help='the finished run whose heatmaps it shows (default: runs/smoke)')
     w.add_argument('--fresh', action='store_true', help='replace a copy made before (its outputs and edits are lost)')
     w.add_argument('--no-lab', action='store_true', help='make the copy only')
+    w.add_argument('lab_args', nargs=argparse.REMAINDER, help='options for JupyterLab, after --: e.g. -- --port 8890')
     return p
 
 # %% ../nbs/16_cli.ipynb #7d1f2d5d
@@ -80,7 +81,8 @@ def workshop(args) -> int:
     print(f"Workshop notebook: {f.resolve()}" + ("" if (Path(args.run_dir) / 'preds').exists() else
           f"\n(no finished run in {args.run_dir} yet: part 2 needs `ich-nb reproduce --run-dir {args.run_dir}`)"), flush=True)
     if args.no_lab: return 0
-    return subprocess.call([sys.executable, '-m', 'jupyter', 'lab', f.name], cwd=f.parent)
+    extra = [a for a in args.lab_args if a != '--']
+    return subprocess.call([sys.executable, '-m', 'jupyter', 'lab', f.name, *extra], cwd=f.parent)
 
 # %% ../nbs/16_cli.ipynb #2d8c316a
 def main(argv=None) -> int:
