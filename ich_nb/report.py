@@ -364,6 +364,7 @@ SOURCES = {'fig1': '04_evaluate', 'fig2': '04_evaluate', 'table2': '04_evaluate'
 
 def render_executed(run_path) -> list:
     "Each executed notebook of the run as HTML in `executed_html/` (nbconvert), the run's absolute path shown as its name."
+    import nbformat
     from nbconvert import HTMLExporter
     rp, out = Path(run_path).resolve(), []
     from traitlets.config import Config
@@ -372,7 +373,9 @@ def render_executed(run_path) -> list:
                             embed_images=True, exclude_input_prompt=True, exclude_output_prompt=True)
     (rp / 'executed_html').mkdir(exist_ok=True)
     for nbf in sorted((rp / 'executed').glob('*.ipynb')):
-        body, _ = exporter.from_filename(str(nbf))
+        nb = nbformat.read(nbf, as_version=4)
+        nb.cells = [c for c in nb.cells if not (c.cell_type == 'raw' and c.source.startswith('---'))]     # nbdev's front matter
+        body, _ = exporter.from_notebook_node(nb, resources={'metadata': {'name': nbf.stem}})
         out.append(write_text(body.replace(str(rp), f'runs/{rp.name}'), rp / 'executed_html' / f'{nbf.stem}.html'))
     return out
 
