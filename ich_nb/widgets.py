@@ -39,7 +39,7 @@ def png(a:np.ndarray) -> bytes:
     Image.fromarray(np.ascontiguousarray(a)).save(buf, format='png', compress_level=1)
     return buf.getvalue()
 
-# %% ../nbs/14_widgets.ipynb #68879aa8
+# %% ../nbs/14_widgets.ipynb #b19c33aa
 SIDE = 288   # px: the side of every picture of a slice the explorers show
 ONE_LINE = 'white-space:nowrap;overflow:hidden;text-overflow:ellipsis'   # CSS of a title that must not push its picture down
 
@@ -54,7 +54,7 @@ def enlarge(a:np.ndarray, side:int=SIDE) -> np.ndarray:
     out[r0:r0 + size[1], c0:c0 + size[0]] = im
     return out
 
-# %% ../nbs/14_widgets.ipynb #0747a73b
+# %% ../nbs/14_widgets.ipynb #c1c39d6c
 def picture(side:int=SIDE, name:str='') -> W.Image:
     "An image widget that stays `side` × `side` px, whatever sits beside it; CSS classes `ich-picture` and `ich-<name>` (for the browser test)."
     px = f'{side}px'
@@ -89,7 +89,7 @@ def histogram_image(hu:np.ndarray, level:float, width:float, lo:float=-1100, hi:
     d.text((w - 2, ph + 7), 'HU', fill=(0, 0, 0), font=_font(), anchor='rt')
     return np.asarray(pil)
 
-# %% ../nbs/14_widgets.ipynb #1cf5fbca
+# %% ../nbs/14_widgets.ipynb #477ce05f
 def _where(d:int) -> str: return {-1: 'slice below', 0: 'this slice', 1: 'slice above'}[d]
 
 def legend(pipeline:str) -> str:
@@ -200,7 +200,7 @@ class WindowExplorer:
         self.titles['window'].value = f'<div style="{ONE_LINE}"><b>this window</b>: {lv - wd / 2:g} to {lv + wd / 2:g} HU</div>'
         self.seconds = time.perf_counter() - t
 
-# %% ../nbs/14_widgets.ipynb #2d4b87a8
+# %% ../nbs/14_widgets.ipynb #db6cecaa
 NO_THRESHOLD = 'no threshold (no validation positives)'
 
 def threshold_set(t) -> bool:
@@ -211,7 +211,7 @@ def called(p:float, t) -> str:
     "The call at threshold `t`: 'yes' when `p` ≥ `t`, 'no', or `NO_THRESHOLD`."
     return 'yes' if threshold_set(t) and p >= t else 'no' if threshold_set(t) else NO_THRESHOLD
 
-# %% ../nbs/14_widgets.ipynb #242073e8
+# %% ../nbs/14_widgets.ipynb #f625383c
 def wrong_calls(preds:pd.DataFrame, thresholds:dict, n:int=1) -> pd.DataFrame:
     "Each kind of wrong call in one model's study `preds` at its balanced thresholds: per class the `n` most confident false negatives (lowest p) and false positives (highest p)."
     rows = []
@@ -224,21 +224,21 @@ def wrong_calls(preds:pd.DataFrame, thresholds:dict, n:int=1) -> pd.DataFrame:
                 rows.append(dict(study_id=r.study_id, cls=c, kind=kind, p=r[f'p_{c}'], threshold=t, of=int(wrong.sum())))
     return pd.DataFrame(rows, columns=['study_id', 'cls', 'kind', 'p', 'threshold', 'of'])
 
-# %% ../nbs/14_widgets.ipynb #c31a1ce2
+# %% ../nbs/14_widgets.ipynb #8b1a3e3f
 def head_mask(image:np.ndarray) -> np.ndarray:
     "Where the head is on an 8-bit slice image (h, w[, c]): the largest region brighter than black in any channel, holes filled."
     lab, n = ndimage.label((image.max(-1) if image.ndim == 3 else image) > 0)
     if not n: return np.zeros(lab.shape, bool)
     return ndimage.binary_fill_holes(lab == np.bincount(lab.ravel())[1:].argmax() + 1)
 
-# %% ../nbs/14_widgets.ipynb #bef07ba4
+# %% ../nbs/14_widgets.ipynb #c9f935aa
 def heat_picture(image:np.ndarray, cam:np.ndarray, mask:np.ndarray, alpha:float=0.4) -> np.ndarray:
     "The 8-bit brain-window `image` with heatmap `cam` blended over it inside the head (`mask`) only: (h, w, 3)."
     out = overlay(image, cam, alpha)
     out[~mask] = np.asarray(image)[~mask][:, None]
     return out
 
-# %% ../nbs/14_widgets.ipynb #f14f1117
+# %% ../nbs/14_widgets.ipynb #cfbb8483
 def colour_bar(height:int=SIDE, cmap:str='jet') -> np.ndarray:
     "An 8-bit picture (height, 90, 3) of the heatmap's colours, 0 at the bottom to 1 (the slice's maximum) at the top."
     img = np.full((height, 90, 3), 255, np.uint8)
@@ -249,7 +249,7 @@ def colour_bar(height:int=SIDE, cmap:str='jet') -> np.ndarray:
         d.text((26, y), text, fill=(0, 0, 0), font=_font(), anchor='lm')
     return np.asarray(pil)
 
-# %% ../nbs/14_widgets.ipynb #9ae95046
+# %% ../nbs/14_widgets.ipynb #a75de851
 def slice_cam(net, x:torch.Tensor, cls:str) -> np.ndarray:
     "The Grad-CAM map (h, w) of one slice `x` (1, 3, h, w) for `cls`, on one CPU thread: for a single image that is quicker, and it does not wait on busy cores."
     n = torch.get_num_threads()
@@ -294,6 +294,8 @@ class HeatmapExplorer:
         self.preds = preds[(preds.model == self.model_name) & (preds.split == 'test')].sort_values('p_any', ascending=False)
         if self.preds.empty: raise ValueError(f"no test predictions of {self.model_name} in {run.path}")
         self.slices, studies = run.table('slices'), run.table('studies')
+        done, self._slice_probs = run.preds(self.model_name)[:2]            # the run's own slice probabilities: no forward pass to pick a study
+        self._row_of = pd.Series(np.arange(len(done)), index=done.sop_uid.astype(str))
         self.names = studies.set_index('study_id')['name'] if 'name' in studies else pd.Series(dtype=str)
         reads = run.data('test') / 'reads.csv'
         self.reads = read_table(reads).set_index('name') if reads.exists() else None
@@ -328,7 +330,10 @@ class HeatmapExplorer:
         self._x, imgs = slice_inputs(self.run, rows, 'wdw')
         self._brain, self._cams = imgs[..., 0], {}
         self._masks = np.stack([head_mask(i) for i in imgs])
-        with torch.no_grad(): self._probs = torch.sigmoid(self.net.eval()(self._x)).numpy()
+        at = self._row_of.reindex(rows.sop_uid.astype(str))
+        if at.notna().all(): self._probs = np.asarray(self._slice_probs[at.astype(int).to_numpy()])
+        else:
+            with torch.no_grad(): self._probs = torch.sigmoid(self.net.eval()(self._x)).numpy()
         self._quiet = True
         try:
             self.slice.max = len(rows) - 1
@@ -371,7 +376,7 @@ class HeatmapExplorer:
         if name not in self.reads.index: return ''
         return ' '.join(str(int(self.reads.loc[name, f'R{i}:{CQ500_CODES[c]}'])) for i in (1, 2, 3))
 
-# %% ../nbs/14_widgets.ipynb #c0d5c42f
+# %% ../nbs/14_widgets.ipynb #99dbc193
 def workshop_notebook() -> Path:
     "The workshop notebook of the source tree: `nbs/workshop/explorers.ipynb`."
     return Path(ich_nb.__file__).resolve().parents[1] / 'nbs' / 'workshop' / 'explorers.ipynb'

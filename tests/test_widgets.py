@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from conftest import ROOT
@@ -120,6 +121,8 @@ def test_heatmap_explorer_on_a_finished_run(run):
     for c in CLASSES:                                                       # every call agrees with its p and threshold
         r, t = h.preds.set_index('study_id').loc[h.study.value], h.thr[c]['balanced']
         assert called(r[f'p_{c}'], t) in h.calls.value
+    with torch.no_grad(): p = torch.sigmoid(h.net.eval()(h._x)).numpy()
+    assert np.abs(p - h._probs).max() < 1e-4                               # the run's stored slice probabilities are the network's
     heat, mask = h.shown['heatmap'], h._masks[h.slice.value]
     grey = np.repeat(h.shown['slice'][..., None], 3, -1)
     assert np.array_equal(heat[~mask], grey[~mask])                         # no heat outside the head
