@@ -196,6 +196,7 @@ def predict_slices(learn:Learner, slices:pd.DataFrame, cache, pipeline:str, fmt:
     embs = np.empty((len(slices), model.get_classifier().in_features), np.float32)   # filled batch by batch: no second copy at the end
     ctx = torch.autocast('cuda', dtype=torch.bfloat16) if gpu else contextlib.nullcontext()
     at = 0
+    valid.after_batch.split_idx = 1                               # validation's transforms: fastai sets this only as a loader iterates
     for xb in dl:
         xb = valid.after_batch(TensorImage(xb.to(valid.device, non_blocking=True)))       # scaled, resized, normalised: no augmentation
         with ctx: p, e = slice_outputs(model, xb.contiguous(memory_format=torch.channels_last))
