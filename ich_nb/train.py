@@ -135,5 +135,7 @@ class ShardedDL(DistributedDL):
 
 # %% ../nbs/06_train.ipynb #1f7454ff
 class DistributedTraining(DistributedTrainer):
-    "fastai's `DistributedTrainer` (DDP through `accelerate`) with `ShardedDL`, so it runs on CPU processes too."
-    def _wrap_dl(self, dl): return dl if isinstance(dl, DistributedDL) else ShardedDL(dl, device=self.learn.model.device)
+    "fastai's `DistributedTrainer` (DDP through `accelerate`) with `ShardedDL`, so it runs on CPU processes too; each process validates on all the validation set."
+    def _wrap_dl(self, dl):
+        if isinstance(dl, DistributedDL) or not dl.shuffle: return dl   # validation unsharded: the loss `cnn.keep` reads is one process's
+        return ShardedDL(dl, device=self.learn.model.device)

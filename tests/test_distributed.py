@@ -31,3 +31,38 @@ def test_two_processes_disjoint_data_one_model(tmp_path):
     assert a and b and not a & b and len(a | b) == ranks[0]['n_train']      # disjoint shares that cover the epoch
     assert ranks[0]['digest'] == ranks[1]['digest']                           # one model
     assert sorted(p.name for p in (tmp_path / 'models').iterdir()) == ['cnn_epoch0.pth', 'cnn_losses.json']   # one process writes
+
+
+SMALL = ['-p', 'data.train_studies', '12', '-p', 'data.test_studies', '4', '-p', 'data.matrix', '48', '-p', 'image.size', '32',
+         '-p', 'cnn.epochs', '2', '-p', 'rnn.epochs', '1', '-p', 'eval.n_boot', '20']
+
+
+def reproduce(run_dir, gpus, **kw):
+    ich_nb = Path(sys.executable).parent / 'ich-nb'
+    return subprocess.Popen([ich_nb, 'reproduce', '--profile', 'smoke', '--run-dir', run_dir, '--gpus', str(gpus), *SMALL],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
+
+
+def test_reproduce_in_two_processes_resumes_after_a_kill_and_matches_one(tmp_path):
+    "`ich-nb reproduce --gpus 2` on the CPU (gloo): killed after the first CNN epoch, run again, it resumes; its CNNs match one process's."
+    import signal, time
+    import numpy as np
+    env = {**os.environ, 'OMP_NUM_THREADS': '1'}
+    one = reproduce(tmp_path / 'one', 1, env=env)
+    out = one.communicate(timeout=900)[0]
+    assert one.returncode == 0, out[-3000:]
+    two = reproduce(tmp_path / 'two', 2, env=env)
+    first = tmp_path / 'two' / 'models' / 'cnn_raw_epoch0.pth'
+    t = time.time()
+    while not first.exists() and two.poll() is None and time.time() - t < 600: time.sleep(0.5)
+    assert first.exists(), two.communicate()[0][-3000:]
+    os.killpg(two.pid, signal.SIGKILL); two.wait()
+    stamp = first.stat().st_mtime_ns
+    again = reproduce(tmp_path / 'two', 2, env=env)
+    out = again.communicate(timeout=900)[0]
+    assert again.returncode == 0, out[-3000:]
+    assert first.stat().st_mtime_ns == stamp                                   # resumed: the first epoch was not trained again
+    assert sorted(p.name for p in (tmp_path / 'two' / 'logs' / 'train_raw').iterdir())                 # every rank's log kept
+    for model in ('CNN', 'CNNwdw', 'CNNslc'):
+        p1, p2 = (np.load(tmp_path / r / 'preds' / model / 'probs.npy') for r in ('one', 'two'))
+        assert np.abs(p1 - p2).mean() < 0.1, (model, np.abs(p1 - p2).mean())   # batch norm over half the batch: close, not equal
