@@ -74,9 +74,21 @@ fetch() {  # fetch URL FILE: resumable download to FILE.part, moved to FILE when
   mv "$file.part" "$file"
 }
 
+check_studies() {  # in the main shell, so that die stops the script (inside $(...) it would not)
+  if [[ "$CQ500_STUDIES" =~ ^([0-9]+)-([0-9]+)$ ]]; then
+    [ "${BASH_REMATCH[1]}" -le "${BASH_REMATCH[2]}" ] && [ "${BASH_REMATCH[2]}" -le 490 ] \
+      || die "CQ500_STUDIES: '$CQ500_STUDIES' is not a range within 0-490"
+    return 0
+  fi
+  [ -n "${CQ500_STUDIES// }" ] || die "CQ500_STUDIES is empty: give a range like 0-490 or numbers like '0 5 12'"
+  for n in $CQ500_STUDIES; do
+    { [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -le 490 ]; } || die "CQ500_STUDIES: '$n' is not a CQ500 study number (0-490)"
+  done
+}
+
 studies() {
   if [[ "$CQ500_STUDIES" =~ ^([0-9]+)-([0-9]+)$ ]]; then seq "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}"
-  else for n in $CQ500_STUDIES; do [[ "$n" =~ ^[0-9]+$ ]] || die "CQ500_STUDIES: '$n' is not a study number"; echo "$n"; done; fi
+  else printf '%s\n' $CQ500_STUDIES; fi
 }
 
 get_cq500() {
@@ -89,8 +101,10 @@ get_cq500() {
     fetch "$CQ500_BASE_URL/$name.zip" "$out/zips/$name.zip"
     [ "$dry" = 1 ] && continue
     if ! msg=$(unpack "$out/zips/$name.zip" "$out" 2>&1); then
-      case "$msg" in *"outside"*) ;; *) rm -f "$out/zips/$name.zip" ;; esac
-      die "$msg. Run the same command again to download it anew."
+      case "$msg" in
+        *"outside"*) die "$msg. It is kept for inspection; it is not the zip CQ500 publishes: check CQ500_BASE_URL, delete the zip and run again." ;;
+        *) rm -f "$out/zips/$name.zip"; die "$msg. The zip was deleted. Run the same command again to download it anew." ;;
+      esac
     fi
     touch "$out/.unpacked/$name"; got=$((got + 1))
   done
@@ -122,5 +136,6 @@ get_rsna() {
   say "RSNA: unpacked in $out"
 }
 
+[ "$only" = rsna ] || check_studies                # before any download: a wrong list stops here
 [ "$only" = cq500 ] || get_rsna
 [ "$only" = rsna ] || get_cq500

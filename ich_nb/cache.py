@@ -14,7 +14,7 @@ import pandas as pd
 from fastprogress.fastprogress import progress_bar
 from PIL import Image
 
-from .dicom import PADDING_HU, DicomError, read_volume
+from .dicom import PADDING_HU, DicomError, check_head_ct, read_volume
 from .files import remove_leftovers
 from .windowing import CHANNELS, assemble, channel, crop_resize, resize
 
@@ -79,7 +79,7 @@ def _write_series(job:dict) -> tuple[str, str|None]:
     "Write one series into the cache, atomically; returns (series_id, error or None)."
     out = _series_path(job['cache'], job['series_id'], job['fmt'])
     if out.exists(): return job['series_id'], 'done'
-    try: vol = read_volume(job['paths'], dtype=np.int16)
+    try: vol = check_head_ct(read_volume(job['paths'], dtype=np.int16), f"series {job['series_id']}")
     except DicomError as e: return job['series_id'], f"{Path(e.path).name}: {e.problem}"
     except Exception as e: return job['series_id'], f"{Path(job['paths'][0]).parent.name}: series cannot be read ({type(e).__name__}: {e})"
     entry = series_entry(vol, job['size'])

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import ich_nb
 from .files import write_csv
-from .run import ConfigError, list_profiles, load_profile, start_run
+from .run import ConfigError, list_profiles, load_profile, start_run, run_lock
 
 # %% auto #0
-__all__ = ['parser', 'predict', 'reproduce', 'workshop', 'main']
+__all__ = ['PREDICT_SOME_FAILED', 'parser', 'predict', 'reproduce', 'workshop', 'main']
 
 # %% ../nbs/16_cli.ipynb #6acc0053
 def parser() -> argparse.ArgumentParser:
@@ -32,8 +32,9 @@ def parser() -> argparse.ArgumentParser:
                    help='change one parameter, e.g. -p cnn.epochs 5 (repeatable)')
     r.add_argument('--from', dest='start', metavar='STEP', help='rerun from this step (e.g. 02_cnns or cnns)')
     r.add_argument('--force', action='store_true', help='start the run folder over')
+    r.add_argument('--gpus', type=int, metavar='N', help='train and score the CNNs as N processes, one per GPU (default: the profile\'s gpus, 1)')
     sub.add_parser('profiles', help='list the profiles that ship with the package')
-    pr = sub.add_parser('predict', help="a finished run's model on new studies (a folder of DICOM files each)")
+    pr = sub.add_parser('predict', help="a finished run's model on new studies (a folder of DICOM files each); exit code 0: all scored, 3: some could not be (their rows say why)")
     pr.add_argument('studies', nargs='+', metavar='STUDY_DIR')
     pr.add_argument('--run-dir', required=True, help='a finished run folder')
     pr.add_argument('--model', default='CNNens-RNN', help='which of the eight models (default: CNNens-RNN)')
@@ -47,27 +48,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 # %% ../nbs/16_cli.ipynb #7d1f2d5d
+PREDICT_SOME_FAILED = 3   # `ich-nb predict`'s exit code when a study could not be scored (its row says why)
+
 def predict(args) -> int:
     "`ich-nb predict`: a finished run's model on new study folders; the table printed and written as csv."
     from ich_nb.predict import predict_studies            # torch: only when a prediction is asked for
-    res = predict_studies(args.run_dir, args.studies, args.model, workers=args.workers)
     out = Path(args.out or Path(args.run_dir) / 'predictions.csv')
+    if not out.parent.is_dir(): raise ConfigError(f"--out {out}: its folder {out.parent} does not exist; create it or choose another")
+    if args.workers < 1: raise ConfigError(f"--workers is {args.workers}; it must be at least 1")
+    res = predict_studies(args.run_dir, args.studies, args.model, workers=args.workers)
     write_csv(res, out)
     cols = ['study_dir', 'n_slices', 'p_any', 'high_sensitivity_any', 'balanced_any']
     print(res[[c for c in cols if c in res]].round(3).to_string(index=False))
+    failed = res[res.error.fillna('') != ''] if 'error' in res else res.iloc[:0]
+    for _, r in failed.iterrows(): print(f"NOT SCORED {r.study_dir}: {r.error}", file=sys.stderr)
     print(f"\nAll six classes and both operating points: {out}")
-    return 0
+    return PREDICT_SOME_FAILED if len(failed) else 0
 
 # %% ../nbs/16_cli.ipynb #b404fa83
 def reproduce(args) -> int:
     "`ich-nb reproduce`: the paper's series over a run folder, then the headline beside the paper's."
     from ich_nb.pipeline import headline, run_series      # papermill and the report: only when the series runs
-    params = load_profile(args.profile, args.param, args.data_dir)
+    params = load_profile(args.profile, [*args.param, *([('gpus', str(args.gpus))] if args.gpus is not None else [])], args.data_dir)
     run_dir = Path(args.run_dir or Path('runs') / Path(args.profile).stem)
-    start_run(run_dir, params, force=args.force)
-    print(f"ich-nb reproduce: profile {args.profile}, run folder {run_dir}", flush=True)
-    t = time.time()
-    run_series(run_dir, start=args.start, force=args.force, log=lambda m: print(m, flush=True))
+    with run_lock(run_dir):                                # one series at a time in a run folder
+        start_run(run_dir, params, force=args.force)
+        print(f"ich-nb reproduce: profile {args.profile}, run folder {run_dir}", flush=True)
+        t = time.time()
+        run_series(run_dir, start=args.start, force=args.force, log=lambda m: print(m, flush=True))
     print(f"\nFinished in {time.time() - t:.0f} s. Study level, test set (the paper: CQ500):")
     print(headline(run_dir).round(3).to_string(index=False))
     print(f"\nReport: {(run_dir / 'report.html').resolve()}\nExecuted notebooks: {(run_dir / 'executed').resolve()}")
@@ -99,5 +107,7 @@ def main(argv=None) -> int:
         print(f"ich-nb: {e}", file=sys.stderr); return 2
     except RuntimeError as e:
         print(f"ich-nb: {e}", file=sys.stderr); return 1
+    except KeyboardInterrupt:
+        print("ich-nb: interrupted; run the same command again to go on from where it stopped", file=sys.stderr); return 130
     parser().print_help()
     return 0

@@ -15,12 +15,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder
-from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
 # %% auto #0
-__all__ = ['PADDING_HU', 'MAX_HU', 'POSITIONS', 'DicomError', 'read_dicom', 'check_decodable', 'rescale', 'needs_wrap_fix',
-           'is_ct', 'hounsfield', 'ct_dataset', 'slice_normal', 'slice_position', 'dicom_files', 'header_row',
-           'order_slices', 'series_table', 'read_volume', 'read_series']
+__all__ = ['PADDING_HU', 'MAX_HU', 'MAX_SLOPE', 'MAX_INTERCEPT', 'FIX_RESCALE', 'SLICE_SUFFIXES', 'POSITIONS', 'HEAD_CT',
+           'DicomError', 'read_dicom', 'check_decodable', 'rescale', 'needs_wrap_fix', 'is_ct', 'hounsfield',
+           'ct_dataset', 'slice_normal', 'slice_position', 'dicom_files', 'header_row', 'order_slices', 'series_table',
+           'read_volume', 'read_series', 'head_ct_problem', 'check_head_ct']
 
 # %% ../nbs/00_dicom.ipynb #c102d1f0
 class DicomError(Exception):
@@ -37,6 +38,17 @@ def _convert(ds:Dataset):
         if tag != 0x7FE00010 and getattr(raw, 'value', None) is not None: ds[tag]
 
 # %% ../nbs/00_dicom.ipynb #8a835b75
+def _without_preamble(path, pixels:bool) -> Dataset:
+    "A DICOM data set written without the preamble and file meta (older archives do), or `InvalidDicomError` if it is not one."
+    with open(path, 'rb') as f: head = f.read(8)
+    if len(head) < 8 or head[:2] not in (b'\x08\x00', b'\x02\x00'): raise InvalidDicomError(path)   # starts at group 0008 or 0002
+    ds = pydicom.dcmread(path, force=True, defer_size=None if pixels else '4 KB')
+    if 'SOPInstanceUID' not in ds and 'Rows' not in ds: raise InvalidDicomError(path)
+    ds.file_meta = getattr(ds, 'file_meta', None) or FileMetaDataset()
+    if 'TransferSyntaxUID' not in ds.file_meta:                         # uncompressed, as the data set was read
+        ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian if ds.original_encoding[0] else ExplicitVRLittleEndian
+    return ds
+
 def read_dicom(path, pixels:bool=True) -> Dataset:
     "Read the DICOM file at `path`; `pixels=False` reads the header only."
     path = Path(path)
@@ -44,11 +56,12 @@ def read_dicom(path, pixels:bool=True) -> Dataset:
     try:
         with warnings.catch_warnings(), pydicom.config.disable_value_validation():
             warnings.filterwarnings('ignore', 'End of file reached before delimiter')
-            ds = pydicom.dcmread(path, defer_size=None if pixels else '4 KB')
+            try: ds = pydicom.dcmread(path, defer_size=None if pixels else '4 KB')
+            except InvalidDicomError: ds = _without_preamble(path, pixels)
             _convert(ds)
     except FileNotFoundError: raise DicomError(path, "does not exist.", "Check the path.") from None
     except InvalidDicomError:
-        raise DicomError(path, "is not a DICOM file (no 'DICM' marker after the 128-byte preamble).",
+        raise DicomError(path, "is not a DICOM file (no 'DICM' marker after the 128-byte preamble, and no DICOM data set without one).",
                          "Remove it from the series folder.") from None
     except Exception as e:
         raise DicomError(path, f"cannot be parsed ({type(e).__name__}: {e}); it is probably truncated or corrupt.",
@@ -62,6 +75,8 @@ def read_dicom(path, pixels:bool=True) -> Dataset:
 PADDING_HU = -1024  # what padding pixels (outside the field of view) become
 
 MAX_HU = 4095      # above this a value is overflow or a metal streak, not tissue
+MAX_SLOPE, MAX_INTERCEPT = 10., 10_000   # beyond these a rescale is a damaged header, not a CT's
+FIX_RESCALE = "Correct the tag from the scanner's DICOM conformance statement (e.g. with dcmodify), or leave the series out."
 
 _DECODER_PACKAGES = {  # transfer syntax UID prefix -> what to pip install
     **{f'1.2.840.10008.1.2.4.{n}': 'pylibjpeg pylibjpeg-libjpeg' for n in (50, 51, 57, 70, 80, 81)},
@@ -107,8 +122,15 @@ def _number(ds:Dataset, keyword:str, default:float, path='<dataset>') -> float:
         raise DicomError(path, f"{keyword} is {v!r}, not a number.", "Correct the tag (e.g. with dcmodify) or leave the file out.") from None
 
 def rescale(ds:Dataset, path='<dataset>') -> tuple[float, float]:
-    "`RescaleSlope` and `RescaleIntercept`: DICOM's 1 and 0 when absent, the first value when multi-valued."
-    return _number(ds, 'RescaleSlope', 1., path), _number(ds, 'RescaleIntercept', 0., path)
+    "`RescaleSlope` and `RescaleIntercept`: DICOM's 1 and 0 when absent, the first value when multi-valued; implausible ones refused."
+    slope, intercept = _number(ds, 'RescaleSlope', 1., path), _number(ds, 'RescaleIntercept', 0., path)
+    if not (np.isfinite(slope) and np.isfinite(intercept)):
+        raise DicomError(path, f"RescaleSlope {slope} / RescaleIntercept {intercept} are not finite numbers.", FIX_RESCALE)
+    if not 0 < slope <= MAX_SLOPE:
+        raise DicomError(path, f"RescaleSlope is {slope:g}; CT stores HU with a slope above 0 and at most {MAX_SLOPE:g} (usually 1).", FIX_RESCALE)
+    if abs(intercept) > MAX_INTERCEPT:
+        raise DicomError(path, f"RescaleIntercept is {intercept:g}; a CT's is within ±{MAX_INTERCEPT} (usually -1024 or 0).", FIX_RESCALE)
+    return slope, intercept
 
 # %% ../nbs/00_dicom.ipynb #72bd113f
 def needs_wrap_fix(ds:Dataset) -> bool:
@@ -204,14 +226,16 @@ def slice_position(ds:Dataset, normal=None) -> float:
     return float(np.dot(np.asarray(ds.ImagePositionPatient, float), n))
 
 # %% ../nbs/00_dicom.ipynb #d909e5e2
+SLICE_SUFFIXES = ('.dcm', '.dicom', '.ima')
+
 def dicom_files(src, recursive:bool=False) -> list[Path]:
-    "The files of a series or study: `*.dcm` and extension-less files in a folder (and its subfolders if `recursive`), or a list of paths."
+    "The files of a series or study named as slices are (`*.dcm`, `*.dicom`, `*.ima`, none, a UID) in a folder (and its subfolders if `recursive`), or a list of paths."
     if not isinstance(src, (str, Path)): return [Path(p) for p in src]
     src = Path(src)
     if not src.is_dir(): return [src]
     found = src.rglob('*') if recursive else src.iterdir()
-    return sorted(p for p in found if (p.suffix.lower() == '.dcm' or (p.suffix == '' and p.is_file()))
-                  and not any(part.startswith('.') for part in p.relative_to(src).parts))
+    def slice_name(p): return p.suffix.lower() in SLICE_SUFFIXES or p.suffix[1:].isdigit() or (p.suffix == '' and p.is_file())
+    return sorted(p for p in found if slice_name(p) and not any(part.startswith('.') for part in p.relative_to(src).parts))
 
 # %% ../nbs/00_dicom.ipynb #hr02
 POSITIONS = ['ipp_x', 'ipp_y', 'ipp_z'] + [f'iop_{i}' for i in range(6)]
@@ -321,3 +345,24 @@ def read_series(src) -> tuple[np.ndarray, pd.DataFrame]:
     "The series in `src` as an HU volume (slices, rows, columns) in scan order, and its slice table."
     df = series_table(src)
     return read_volume(df.path), df
+
+# %% ../nbs/00_dicom.ipynb #hc000002
+HEAD_CT = dict(air=0.02, soft_tissue=0.05, at_top=0.01)   # least air and soft tissue, most pixels at MAX_HU, as fractions
+
+def head_ct_problem(hu:np.ndarray) -> str|None:
+    "Why the HU volume `hu` cannot be a head CT (`HEAD_CT`'s thresholds), or None if it can."
+    hu = np.asarray(hu)
+    if hu.dtype.kind == 'f' and not np.isfinite(hu).all(): return "has HU that are not numbers (NaN or infinite)"
+    if hu.min() == hu.max(): return f"is {float(hu.flat[0]):g} HU throughout: no anatomy"
+    top, air = (hu >= MAX_HU).mean(), (hu < -500).mean()
+    soft = ((hu > -100) & (hu < 100)).mean()
+    if top > HEAD_CT['at_top']: return f"has {top:.0%} of its pixels at {MAX_HU} HU (signed pixels read as unsigned, or a wrong RescaleSlope)"
+    if air < HEAD_CT['air']: return f"has {air:.1%} air (below -500 HU); a head CT has air around the head"
+    if soft < HEAD_CT['soft_tissue']: return f"has {soft:.1%} soft tissue and brain (-100 to 100 HU); a head CT has far more"
+    return None
+
+def check_head_ct(hu:np.ndarray, where) -> np.ndarray:
+    "`hu`, or a `DicomError` naming `where` and why it is not a head CT."
+    problem = head_ct_problem(hu)
+    if problem: raise DicomError(where, f"{problem}: it is not plausible as a head CT.", FIX_RESCALE)
+    return hu

@@ -4,7 +4,7 @@
 
 # %% ../nbs/17_files.ipynb #45199cb2
 from __future__ import annotations
-import json, math, os, shutil
+import hashlib, json, math, os, shutil
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['ID_COLUMNS', 'atomic_path', 'write_text', 'write_json', 'write_csv', 'remove_leftovers', 'read_table']
+__all__ = ['ID_COLUMNS', 'atomic_path', 'write_text', 'write_json', 'write_csv', 'remove_leftovers', 'sha256', 'read_table']
 
 # %% ../nbs/17_files.ipynb #55a1d9bc
 @contextmanager
@@ -56,6 +56,14 @@ def remove_leftovers(folder) -> int:
     gone = [p for p in Path(folder).rglob('.*.tmp*')]
     for p in gone: shutil.rmtree(p) if p.is_dir() else p.unlink()
     return len(gone)
+
+# %% ../nbs/17_files.ipynb #sh0002
+def sha256(path) -> str:
+    "The SHA-256 of the file at `path`, read in 1 MB pieces."
+    h = hashlib.sha256()
+    with open(path, 'rb') as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
+    return h.hexdigest()
 
 # %% ../nbs/17_files.ipynb #rt02
 ID_COLUMNS = ['study_id', 'series_id', 'patient_id', 'sop_uid', 'name', 'path']

@@ -13,8 +13,8 @@ import zmq
 from traitlets.config import Config
 
 import ich_nb
-from .files import atomic_path, remove_leftovers
-from .report import paper_fig1
+from .files import atomic_path, remove_leftovers, sha256
+from .report import paper_fig1, render_executed
 from .run import ConfigError, Run
 
 # %% auto #0
@@ -43,15 +43,9 @@ def _snapshot(rd:Path) -> dict:
             if f.is_file(): st = f.stat(); out[str(f.relative_to(rd))] = (st.st_size, st.st_mtime_ns)
     return out
 
-def _sha256(f:Path) -> str:
-    h = hashlib.sha256()
-    with open(f, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''): h.update(chunk)
-    return h.hexdigest()
-
 def _changed(rd:Path, produced:dict) -> list:
-    "The files a step produced that are gone or no longer what it wrote (checkpoints: only gone)."
-    return [f for f, h in produced.items() if not (rd / f).is_file() or (h != 'checkpoint' and _sha256(rd / f) != h)]
+    "The files a step produced that are gone or no longer what it wrote."
+    return [f for f, h in produced.items() if not (rd / f).is_file() or sha256(rd / f) != h]
 
 # %% ../nbs/15_pipeline.ipynb #e86495bd
 def _kernel_config() -> Config:
@@ -77,7 +71,9 @@ def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=Tru
             changed = _changed(rd, done.get('produced', {}))
             if not changed: log(f"[{i}/{len(STEPS)}] {step}: done before, skipped"); continue
             log(f"[{i}/{len(STEPS)}] {step}: {changed[0]}{f' and {len(changed) - 1} more' if len(changed) > 1 else ''} "
-                "changed or gone since it was made; running it again")
+                "changed or gone since it was made; making all its results again")
+            for f in done.get('produced', {}):                # none of them is trusted: the step starts from nothing
+                (rd / f).unlink(missing_ok=True)
         log(f"[{i}/{len(STEPS)}] {step} ...")
         before, t, ran = _snapshot(rd), time.time(), True
         out = rd / 'executed' / f'{step}.ipynb'
@@ -92,14 +88,15 @@ def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=Tru
                 run.write_manifest(manifest)
                 raise RuntimeError(f"step {step} failed in cell {e.exec_count} of {out}: {e.ename}: {e.evalue}") from None
         after = _snapshot(rd)
-        produced = {f: _sha256(rd / f) for f, v in after.items() if before.get(f) != v and not f.startswith('models/')}
-        produced |= {f: 'checkpoint' for f, v in after.items() if before.get(f) != v and f.startswith('models/')}
+        known = {f for k, other in manifest.items() if k != step for f in other.get('produced', {})}
+        produced = {f: sha256(rd / f) for f, v in after.items() if before.get(f) != v or f not in known}   # and what a killed try left
         for other in manifest.values():               # a file a later step rewrote is checked against its new hash
             other.get('produced', {}).update({f: h for f, h in produced.items() if f in other.get('produced', {})})
         manifest[step] = dict(status='done', params=key, seconds=round(time.time() - t, 1),
                               finished=time.strftime('%Y-%m-%d %H:%M:%S'), produced=produced)
         run.write_manifest(manifest)
         log(f"[{i}/{len(STEPS)}] {step}: done in {manifest[step]['seconds']:.0f} s")
+    if ran: render_executed(rd)                            # the executed notebooks as HTML, which report.html links to
     return manifest
 
 # %% ../nbs/15_pipeline.ipynb #3729d6ba

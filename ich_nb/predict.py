@@ -16,7 +16,7 @@ from torch import nn
 from .cache import cached_images, series_entry, series_inputs
 from .cnn import cnn_model, fold_batchnorm, model_inputs, slice_outputs
 from .data import read_study, study_scores
-from .dicom import DicomError, read_volume
+from .dicom import DicomError, check_head_ct, read_volume
 from .labels import CLASSES, DatasetError
 from .rnn import SliceRNN, ensemble_embeddings, predict_rnn
 from .run import CNN_MODEL, MODELS, Run, cnn_checkpoint, model_spec
@@ -83,12 +83,14 @@ def _predict_study(d:Path, model:str, cnns:dict, heads:dict, p:dict, thresholds:
     try:
         slices, _ = read_study(d, mode=p['data']['test_series'], workers=workers, pool=pool)
         row = dict(study_dir=str(d), study_id=slices.study_id.iloc[0], series=' | '.join(slices.description.unique()),
+                   series_uid=' | '.join(slices.series_id.unique()),
                    n_slices=len(slices), error='')
         cnn = {pl: [] for pl in cnns}
         for _, one in slices.groupby('series_id', sort=False):
-            entry = series_entry(read_volume(one.path, np.int16, pool), p['image']['cache_size'])   # as the cache keeps it
+            entry = series_entry(check_head_ct(read_volume(one.path, np.int16, pool), f"{d}: series {one.series_id.iloc[0]}"), p['image']['cache_size'])   # as the cache keeps it
             for pl, net in cnns.items(): cnn[pl].append(_cnn_outputs(net, entry, pl, p, device))
     except (DatasetError, DicomError) as e: return dict(study_dir=str(d), error=str(e))
+    except Exception as e: return dict(study_dir=str(d), error=f"{d}: cannot be scored ({type(e).__name__}: {e})")   # the other studies go on
     cnn = {pl: tuple(np.concatenate(a) for a in zip(*outs)) for pl, outs in cnn.items()}
     study = study_scores(slices, model_probs(model, cnn, slices, heads, p['rnn']['ensemble'])).iloc[0]
     for c in CLASSES:
@@ -99,6 +101,9 @@ def _predict_study(d:Path, model:str, cnns:dict, heads:dict, p:dict, thresholds:
 def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, workers:int=1) -> pd.DataFrame:
     "Probabilities and operating-point calls of `model` from `run_dir` for each study folder in `study_dirs` (on the GPU if there is one)."
     run, m = Run(run_dir), model_spec(model)
+    for f in [run.path / 'thresholds.json', *(run.checkpoint(cnn_checkpoint(pl)) for pl in m.pipelines),
+              *(run.checkpoint(h) for h in m.heads(run.params['rnn']['ensemble']))]:
+        run.verified(f)                                                  # what the run evaluated, or refused naming the file
     thresholds = run.thresholds()[model]
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     cnns = {pl: load_cnn(run, pl, device) for pl in m.pipelines}

@@ -4,7 +4,8 @@
 
 # %% ../nbs/11_run.ipynb #ru000004
 from __future__ import annotations
-import json, shutil
+import difflib, json, os, shutil
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,13 +16,14 @@ import yaml
 from fastcore.basics import patch
 
 import ich_nb
-from .files import atomic_path, read_table, write_csv, write_json, write_text
+from .files import atomic_path, read_table, sha256, write_csv, write_json, write_text
 from .labels import CLASSES
 
 # %% auto #0
-__all__ = ['PROFILES', 'OPTIONAL', 'SCHEMA', 'MODELS', 'CNN_MODEL', 'RESULTS', 'SLICE_KEEP', 'ConfigError', 'profile_file',
-           'list_profiles', 'validate', 'real_data', 'load_profile', 'Model', 'cnn_checkpoint', 'model_spec',
-           'start_run', 'Run', 'checkpoint_path', 'last_checkpoint', 'read_losses', 'kept_checkpoint']
+__all__ = ['PROFILES', 'OPTIONAL', 'SCHEMA', 'RANGES', 'MODELS', 'CNN_MODEL', 'RESULTS', 'LOCK', 'SLICE_KEEP', 'ConfigError',
+           'profile_file', 'list_profiles', 'validate', 'real_data', 'load_profile', 'Model', 'cnn_checkpoint',
+           'model_spec', 'start_run', 'run_lock', 'Run', 'checkpoint_path', 'last_checkpoint', 'read_losses',
+           'kept_checkpoint']
 
 # %% ../nbs/11_run.ipynb #ae9f2e28
 class ConfigError(Exception):
@@ -46,7 +48,7 @@ def list_profiles() -> dict:
     return {f.stem: f.read_text().splitlines()[0].lstrip('# ') for f in sorted(PROFILES.glob('*.yaml'))}
 
 # %% ../nbs/11_run.ipynb #pf0003
-OPTIONAL = {'image.cache_size': None}  # keys a profile may leave out, and their values then
+OPTIONAL = {'image.cache_size': None, 'gpus': 1}  # keys a profile may leave out, and their values then
 SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
     'data': {'source': {'phantom', 'real'}, 'data_dir': (str, None), 'train_studies': (int, None), 'test_studies': (int, None),
              'matrix': (int, None), 'prevalence': (float, None), 'reader_error': (float, None), 'test_series': {'all', 'one'}},
@@ -57,7 +59,7 @@ SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
             'augment': {'paper', 'authors'}, 'keep': {'last', 'best_valid_loss'}},
     'rnn': {'hidden': (int,), 'epochs': (int,), 'lr': (float,), 'lr_decay': (float,), 'batch_size': (int,), 'ensemble': {'mean', 'concat'}},
     'eval': {'ci': {'bootstrap', 'delong'}, 'n_boot': (int,)},
-    'seed': (int,), 'workers': (int,)}
+    'seed': (int,), 'workers': (int,), 'gpus': (int,)}
 
 # %% ../nbs/11_run.ipynb #6291b261
 def _check(value, allowed, key):
@@ -75,6 +77,16 @@ def _check(value, allowed, key):
             except ValueError: pass
         if isinstance(value, t) and not (t is int and isinstance(value, bool)): return value
     raise ConfigError(f"{key} is {value!r} ({type(value).__name__}); it must be {' or '.join(t.__name__ for t in allowed if t)}")
+
+RANGES = [('split.valid_pct', 0.05, 0.5), ('data.prevalence', 0.05, 0.95), ('data.reader_error', 0., 0.5), ('data.matrix', 32, 1024),
+          ('seed', 0, 2**32 - 1), ('workers', 1, 256), ('gpus', 1, 1024), ('rnn.lr_decay', 0.01, 1.), ('eval.n_boot', 10, 100_000)]
+
+def _check_arch(arch:str):
+    "A backbone timm can make, or a `ConfigError` naming close ones."
+    import timm                                                       # only when a profile is checked
+    if not timm.is_model(arch):
+        near = difflib.get_close_matches(arch, timm.list_models(), n=5)
+        raise ConfigError(f"cnn.arch {arch!r} is not a timm model{': did you mean ' + ', '.join(near) + '?' if near else ''}")
 
 def validate(params:dict, schema:dict=SCHEMA, prefix:str='') -> dict:
     "`params` checked against `schema`: no unknown or missing key, right types; numbers in range; data present."
@@ -97,7 +109,6 @@ def validate(params:dict, schema:dict=SCHEMA, prefix:str='') -> dict:
     else:
         if not d['data_dir']: raise ConfigError("data.data_dir is needed for real data: pass --data-dir, the --dest folder of data_download.sh")
         real_data(d['data_dir'])
-    if not 0 < out['split']['valid_pct'] < 1: raise ConfigError(f"split.valid_pct is {out['split']['valid_pct']}; it must be between 0 and 1")
     im = out['image']
     if im['cache_size'] is None: im['cache_size'] = im['size']
     for k in ('size', 'cache_size'):
@@ -106,6 +117,17 @@ def validate(params:dict, schema:dict=SCHEMA, prefix:str='') -> dict:
         for k in ('epochs', 'batch_size'):
             if out[sec][k] < 1: raise ConfigError(f"{sec}.{k} is {out[sec][k]}; it must be at least 1")
         if not 0 < out[sec]['lr'] < 1: raise ConfigError(f"{sec}.lr is {out[sec]['lr']}; it must be between 0 and 1")
+    for key, lo, hi in RANGES:
+        sec, _, k = key.rpartition('.')
+        v = (out[sec] if sec else out)[k]
+        if v is not None and not lo <= v <= hi: raise ConfigError(f"{key} is {v}; it must be between {lo} and {hi}")
+    if d['source'] == 'phantom' and d['data_dir']:
+        raise ConfigError(f"--data-dir {d['data_dir']} is for real data, and this profile makes a phantom (data.source: phantom): "
+                          "use --profile paper, or add -p data.source real")
+    if out['cnn']['batch_size'] % out['gpus']:
+        raise ConfigError(f"cnn.batch_size {out['cnn']['batch_size']} does not split evenly among {out['gpus']} processes (gpus): "
+                          "use a number of GPUs that divides it")
+    _check_arch(out['cnn']['arch'])
     return out
 
 # %% ../nbs/11_run.ipynb #pf0006
@@ -180,12 +202,16 @@ def _read_params(f:Path) -> dict:
     if isinstance(params.get('image'), dict): params['image'].setdefault('cache_size', params['image'].get('size'))
     return params
 
-RESULTS = ('executed', 'models', 'preds', 'tables', 'figures', 'cache', 'manifest.json', 'metrics.json', 'report.html', 'thresholds.json')
+RESULTS = ('executed', 'executed_html', 'models', 'preds', 'tables', 'figures', 'cache', 'manifest.json', 'metrics.json', 'report.html', 'thresholds.json')
 
 def start_run(run_dir, params:dict, force:bool=False) -> Path:
     "Create `run_dir` with `params.yaml`, or check it holds these parameters (`force`: start it over)."
     rd = Path(run_dir)
     old = rd / 'params.yaml'
+    if rd.exists() and not rd.is_dir(): raise ConfigError(f"--run-dir {rd} is a file; a run folder must be a folder")
+    if force and rd.is_dir() and not old.exists() and any(f.name != LOCK for f in rd.iterdir()):
+        raise ConfigError(f"--force would clear {rd}, which holds files and is not a run folder (no params.yaml): only a run folder "
+                          "is ever cleared; nothing in it was changed")
     if old.exists():
         before = _read_params(old)
         if before != params and not force:
@@ -193,12 +219,44 @@ def start_run(run_dir, params:dict, force:bool=False) -> Path:
             raise ConfigError(f"{rd} was made with other parameters ({'; '.join(diff)[:300]}). "
                               "Use another --run-dir, or --force to start this one over.")
     if force and rd.exists():
-        for name in RESULTS:
+        phantom_changed = old.exists() and _read_params(old).get('data') != params.get('data')
+        for name in RESULTS + (('data',) if phantom_changed and params['data']['source'] == 'phantom' else ()):
             f = rd / name
             shutil.rmtree(f) if f.is_dir() else f.unlink(missing_ok=True)
-    rd.mkdir(parents=True, exist_ok=True)
-    write_text(yaml.safe_dump(params, sort_keys=False), rd / 'params.yaml')
+    try:
+        rd.mkdir(parents=True, exist_ok=True)
+        write_text(yaml.safe_dump(params, sort_keys=False), rd / 'params.yaml')
+    except OSError as e: raise ConfigError(f"--run-dir {rd} cannot be written ({e.strerror}): choose a folder you can write to") from None
     return rd
+
+# %% ../nbs/11_run.ipynb #lk000002
+LOCK = '.lock'
+
+def _alive(pid:int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True                                # someone else's process: alive
+    return True
+
+@contextmanager
+def run_lock(run_dir):
+    "Hold `run_dir`'s lock while the block runs; a `ConfigError` naming the holder if another live process holds it."
+    rd = Path(run_dir)
+    if rd.exists() and not rd.is_dir(): raise ConfigError(f"--run-dir {rd} is a file; a run folder must be a folder")
+    rd.mkdir(parents=True, exist_ok=True)
+    f = rd / LOCK
+    for _ in range(2):
+        try: fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY); break
+        except FileExistsError:
+            try: pid = int(f.read_text().strip() or 0)
+            except (OSError, ValueError): pid = 0
+            if pid and pid != os.getpid() and _alive(pid):
+                raise ConfigError(f"{rd} is in use by another ich-nb (process {pid}): wait for it to finish, or stop it") from None
+            f.unlink(missing_ok=True)                                  # left by a process that was killed
+    else: raise ConfigError(f"{rd}: cannot take its lock file {f}")
+    os.write(fd, str(os.getpid()).encode()); os.close(fd)
+    try: yield rd
+    finally: f.unlink(missing_ok=True)
 
 # %% ../nbs/11_run.ipynb #ru000007
 class Run:
@@ -323,3 +381,19 @@ def manifest(self:Run) -> dict:
 def write_manifest(self:Run, m:dict):
     "Write the run's manifest, atomically."
     write_json(m, self.path / 'manifest.json')
+
+# %% ../nbs/11_run.ipynb #vf000002
+_HASHES = {}                                                               # (path, size, mtime): SHA-256, this process
+
+@patch
+def verified(self:Run, f) -> Path:
+    "`f`, a file of the run, if it is what its step recorded in the manifest; a `ConfigError` naming it otherwise."
+    f = Path(f); rel = f.resolve().relative_to(self.path.resolve()).as_posix()
+    recorded = next((st['produced'][rel] for st in self.manifest().values() if rel in st.get('produced', {})), None)
+    fix = f"run `ich-nb reproduce --run-dir {self.path}` to make the run's results again"
+    if recorded is None: raise ConfigError(f"{f} is not in {self.path}/manifest.json: this run's series did not make it, or had not finished; {fix}")
+    if not f.is_file(): raise ConfigError(f"{f} is gone; {fix}")
+    st = f.stat(); key = (str(f.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _HASHES: _HASHES[key] = sha256(f)
+    if _HASHES[key] != recorded: raise ConfigError(f"{f} changed since this run made it and evaluated it; {fix}")
+    return f

@@ -49,6 +49,9 @@ def absurd_values(p): save(ct_dataset(np.array([[30., 30000.], [-3000., 40.]]), 
 def non_axial(p): save(slice_ds(orientation=(0., 1., 0., 0., 0., -1.)), p)                 # sagittal
 def two_number_position(p): ds = slice_ds(); ds.ImagePositionPatient = [0., 0.]; save(ds, p)
 def no_series_uid(p): ds = slice_ds(); del ds.SeriesInstanceUID; save(ds, p)
+def slope_zero(p): ds = slice_ds(); ds.RescaleSlope = 0; save(ds, p)
+def slope_absurd(p): ds = slice_ds(); ds.RescaleSlope = 1000; save(ds, p)
+def slope_nan(p): ds = slice_ds(); ds['RescaleSlope'] = DataElement(0x00281053, 'DS', 'NaN'); save(ds, p)
 
 
 FILE_CASES = {  # case: (maker, single read, indexing)
@@ -69,6 +72,9 @@ FILE_CASES = {  # case: (maker, single read, indexing)
     'not axial (sagittal)':        (non_axial, None, 'not an axial slice'),
     'position of two numbers':     (two_number_position, None, None),
     'no SeriesInstanceUID':        (no_series_uid, None, 'no StudyInstanceUID or SeriesInstanceUID'),
+    'rescale slope 0':             (slope_zero, 'RescaleSlope is 0', 'RescaleSlope is 0'),
+    'rescale slope absurd (1000)': (slope_absurd, 'RescaleSlope is 1000', 'RescaleSlope is 1000'),
+    'rescale slope NaN':           (slope_nan, 'are not finite numbers', 'are not finite numbers'),
 }
 
 
@@ -259,6 +265,57 @@ def test_the_table_lists_every_case():
 
 
 SERIES_CASES = {'no slices', 'one slice', 'mixed image sizes', 'duplicated slice', 'missing slice',
-                'a study with no usable slices'}
+                'a study with no usable slices', 'signed pixels marked unsigned', 'one value throughout'}
 OTHER_CASES = {'image without labels', 'labels without an image', 'reads.csv without a reader', 'reads.csv with a blank call',
                'reads.csv with a study twice'}
+
+
+def test_implausible_series_are_refused_in_the_cache_and_in_triage(tmp_path):
+    "Signed pixels marked unsigned (air read as 64,536) and a series of one value: not cached, listed with the reason; `predict` refuses them."
+    from ich_nb.dicom import check_head_ct, read_volume
+    good = series(tmp_path / 'good')
+    unsigned = series(tmp_path / 'unsigned', signed=True, intercept=0., bits_stored=16)
+    for f in unsigned:                                                   # the same pixels, declared unsigned
+        ds = read_dicom(f); ds.PixelRepresentation = 0; save(ds, f)
+    flat = tmp_path / 'flat'; flat.mkdir(); uid = generate_uid()
+    for i in range(3): save(ct_dataset(np.full((32, 32), 20.), position=(0., 0., 5. * i), instance=i + 1, series_uid=uid), flat / f'{i}.dcm')
+    check_head_ct(read_volume(good), 'good')
+    for folder, why in ((tmp_path / 'unsigned', 'signed pixels read as unsigned'), (flat, 'throughout: no anatomy')):
+        with pytest.raises(DicomError, match=why): check_head_ct(read_volume(sorted(folder.iterdir())), folder)
+        rows = slice_table(scan_headers(sorted(folder.iterdir()), workers=1, progress=False))
+        res = build_cache(rows, tmp_path / 'cache', 32, workers=1, progress=False)
+        assert why in str(res), res
+        assert not list((tmp_path / 'cache').glob(f'{rows.series_id.iloc[0]}*'))          # nothing cached for it
+
+
+def test_run_folders_and_parameters_are_checked_before_anything_runs(tmp_path):
+    "Up front, one line each: parameter ranges, --data-dir with a phantom, a folder that is not a run (never cleared), a file."
+    import subprocess, sys
+    ich_nb = Path(sys.executable).parent / 'ich-nb'
+    def reproduce(*args):
+        return subprocess.run([ich_nb, 'reproduce', *map(str, args)], capture_output=True, text=True, timeout=120)
+    for args, says in [(['-p', 'workers', '0'], 'workers is 0'), (['-p', 'seed', '-1'], 'seed is -1'),
+                       (['-p', 'data.prevalence', '2'], 'data.prevalence is 2'), (['-p', 'split.valid_pct', '0.01'], 'split.valid_pct is 0.01'),
+                       (['-p', 'cnn.arch', 'nosuchnet'], "cnn.arch 'nosuchnet' is not a timm model"),
+                       (['--data-dir', tmp_path], 'is for real data, and this profile makes a phantom'),
+                       (['--gpus', '3'], 'does not split evenly among 3 processes')]:
+        r = reproduce('--run-dir', tmp_path / 'run', *args)
+        assert r.returncode == 2 and says in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
+    mine = tmp_path / 'mine'; (mine / 'models').mkdir(parents=True); (mine / 'report.html').write_text('my own report')
+    r = reproduce('--run-dir', mine, '--force')
+    assert r.returncode == 2 and 'is not a run folder' in r.stderr and (mine / 'report.html').read_text() == 'my own report'
+    (tmp_path / 'afile').write_text('x')
+    r = reproduce('--run-dir', tmp_path / 'afile')
+    assert r.returncode == 2 and 'is a file' in r.stderr
+
+
+def test_a_second_reproduce_into_a_busy_run_folder_is_refused(tmp_path):
+    import os, subprocess, sys
+    from ich_nb.run import LOCK
+    run = tmp_path / 'run'; run.mkdir()
+    holder = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    try:
+        (run / LOCK).write_text(str(holder.pid))
+        r = subprocess.run([Path(sys.executable).parent / 'ich-nb', 'reproduce', '--run-dir', run], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and f'in use by another ich-nb (process {holder.pid})' in r.stderr
+    finally: holder.kill()

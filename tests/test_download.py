@@ -98,7 +98,7 @@ def test_a_corrupt_zip_fails_clearly_and_is_fetched_again(server, tmp_path):
 def test_a_zip_that_writes_outside_dest_is_refused(server, tmp_path):
     server.files['CQ500-CT-0.zip'] = make_zip({'../../escaped.txt': b'gotcha'})
     r = run(tmp_path / 'd', '--only', 'cq500', env=dict(CQ500_BASE_URL=server.url))
-    assert r.returncode != 0 and 'outside' in r.stderr
+    assert r.returncode != 0 and 'outside' in r.stderr and 'delete the zip and run again' in r.stderr   # not "run again" on the same zip
     assert not list(tmp_path.rglob('escaped.txt'))
 
 
@@ -108,6 +108,10 @@ def test_missing_file_and_bad_arguments(server, tmp_path):
     assert run(tmp_path, '--only', 'mri').returncode != 0
     r = subprocess.run(['bash', SCRIPT], capture_output=True, text=True)
     assert r.returncode != 0 and '--dest DIR' in r.stderr
+    for bad in ('0 x 5', '5-2', '0-999', ' '):                                  # refused before anything is downloaded
+        server.log.clear()
+        r = run(tmp_path / 'bad', '--only', 'cq500', env=dict(CQ500_BASE_URL=server.url, CQ500_STUDIES=bad))
+        assert r.returncode != 0 and 'CQ500_STUDIES' in r.stderr and server.log == [], (bad, r.stderr)
 
 
 def test_dry_run_touches_nothing(server, tmp_path):

@@ -12,7 +12,7 @@ from ich_nb.dicom import read_dicom
 from ich_nb.labels import CLASSES
 from ich_nb.phantom import make_phantom
 from ich_nb.predict import predict_studies
-from ich_nb.run import MODELS, load_profile
+from ich_nb.run import MODELS, Run, load_profile
 
 ICH_NB = Path(sys.executable).parent / 'ich-nb'
 
@@ -114,7 +114,8 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
         ds = pydicom.dcmread(f); ds.PixelData = encapsulate([b'\0not j2k' * 40]); ds.save_as(f)
     dirs.append(broken)
     r = subprocess.run([ICH_NB, 'predict', *dirs, '--run-dir', run, '--out', tmp_path / 'pred.csv', '--workers', '2'], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 3, r.stderr[-2000:]                             # some studies could not be scored: said on stderr too
+    assert r.stderr.count('NOT SCORED') == 2 and str(broken) in r.stderr
     out = pd.read_csv(tmp_path / 'pred.csv')
     assert len(out) == len(dirs) and out.error.fillna('').tolist()[1].endswith('not a folder of DICOM files')
     assert out.error.iloc[-1].startswith(str(broken)) and 'pixel data cannot be decoded' in out.error.iloc[-1] and pd.isna(out.p_any.iloc[-1])
@@ -151,7 +152,7 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run], capture_output=True, text=True, env=env, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert '[3/5] 03_rnns: done before, skipped' in r.stdout
-    assert '[4/5] 04_evaluate: preds/studies.csv changed or gone since it was made; running it again' in r.stdout
+    assert '[4/5] 04_evaluate: preds/studies.csv changed or gone since it was made; making all its results again' in r.stdout
     assert '[5/5] 05_explain ...' in r.stdout
     assert table.read_bytes() == (again / 'preds' / 'studies.csv').read_bytes()
     assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()
@@ -182,3 +183,15 @@ def test_the_paper_profile_runs_on_the_real_layouts(tmp_path):
     assert "Table S1" in page and 'Inference time per slice' in page
     metrics = json.loads((run / 'metrics.json').read_text())
     assert set(metrics['models']) == set(MODELS)
+
+    # a checkpoint changed after the run: predict refuses it, naming it; reproduce makes the CNNs and all after them again
+    kept = Run(run).checkpoint('cnn_wdw')
+    with open(kept, 'ab') as f: f.write(b'noise')
+    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p2.csv'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and str(kept) in r.stderr and 'changed since this run made it' in r.stderr, r.stderr[-2000:]
+    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f'[2/5] 02_cnns: models/{kept.name} changed or gone since it was made' in r.stdout
+    assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()      # made again, the same
+    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p3.csv'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
