@@ -66,3 +66,31 @@ def test_reproduce_in_two_processes_resumes_after_a_kill_and_matches_one(tmp_pat
     for model in ('CNN', 'CNNwdw', 'CNNslc'):
         p1, p2 = (np.load(tmp_path / r / 'preds' / model / 'probs.npy') for r in ('one', 'two'))
         assert np.abs(p1 - p2).mean() < 0.1, (model, np.abs(p1 - p2).mean())   # batch norm over half the batch: close, not equal
+
+
+def test_scoring_across_two_nodes_on_one_machine(tmp_path):
+    "Two 'nodes' (two torchruns of two processes, a c10d rendezvous as on a cluster) score a run's slices as one process does."
+    import socket
+    import numpy as np
+    import papermill as pm
+    from ich_nb.launch import fit_cnn, score_slices
+    from ich_nb.pipeline import series_dir
+    from ich_nb.run import Run, load_profile, start_run
+    small = [('data.train_studies', '10'), ('data.test_studies', '4'), ('data.matrix', '48'), ('image.size', '32'), ('cnn.epochs', '1')]
+    run = Run(start_run(tmp_path / 'run', load_profile('smoke', small)))
+    pm.execute_notebook(ROOT / 'nbs' / 'paper' / '01_data.ipynb', tmp_path / 'data.ipynb', parameters=dict(run_dir=str(run.path)),
+                        cwd=str(run.path), progress_bar=False)
+    one = score_slices(run, 'wdw', fit_cnn(run, 'wdw'))
+    with socket.socket() as s: s.bind(('localhost', 0)); port = s.getsockname()[1]
+    rdzv = ['--nnodes', '2', '--rdzv-backend', 'c10d', '--rdzv-endpoint', f'localhost:{port}', '--rdzv-id', 'ich']
+    parts = run.path / 'logs' / 'score_wdw' / 'parts'
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'ICH_NB_TORCHRUN': ' '.join([*rdzv, '--node-rank', '0'])}
+    other = subprocess.Popen([sys.executable, '-m', 'torch.distributed.run', *rdzv, '--node-rank', '1', '--nproc_per_node', '2',
+                              '--no-python', sys.executable, '-c', 'from ich_nb.launch import rank_main; rank_main()',
+                              'score', run.path, 'wdw', parts], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    run.params['gpus'] = 2                                                  # two processes on this node, two on the other
+    os.environ['ICH_NB_TORCHRUN'] = env['ICH_NB_TORCHRUN']
+    try: two = score_slices(run, 'wdw')
+    finally: del os.environ['ICH_NB_TORCHRUN']
+    assert other.wait(timeout=300) == 0, other.stdout.read()[-3000:]
+    assert np.allclose(two[0], one[0], atol=1e-5) and np.allclose(two[1], one[1], atol=1e-4)
