@@ -55,7 +55,7 @@ def _kernel_config() -> Config:
 def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=True, log=print) -> dict:
     "Run the steps of the series over `run_dir` in order, skipping finished ones (unless `force` or at/after `start`)."
     run = Run(Path(run_dir).resolve())
-    rd, key = run.path, _digest(run.params)
+    rd, key = run.path, _digest({k: v for k, v in run.params.items() if k != 'gpus'})   # results do not depend on how many processes made them
     if start is not None and start not in STEPS:
         matches = [s for s in STEPS if s.split('_', 1)[1] == start or s.startswith(start)]
         if len(matches) != 1: raise ConfigError(f"--from {start}: use one of {', '.join(STEPS)}")

@@ -197,9 +197,10 @@ def model_spec(name:str) -> Model:
 
 # %% ../nbs/11_run.ipynb #661e6248
 def _read_params(f:Path) -> dict:
-    "A run's params.yaml; one written before `image.cache_size` existed cached at `image.size`."
+    "A run's params.yaml; one written before `image.cache_size` existed cached at `image.size`, before `gpus`, in one process."
     params = yaml.safe_load(f.read_text())
     if isinstance(params.get('image'), dict): params['image'].setdefault('cache_size', params['image'].get('size'))
+    if isinstance(params, dict): params.setdefault('gpus', 1)
     return params
 
 RESULTS = ('executed', 'executed_html', 'models', 'preds', 'tables', 'figures', 'cache', 'manifest.json', 'metrics.json', 'report.html', 'thresholds.json')
