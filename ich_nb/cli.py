@@ -53,9 +53,10 @@ PREDICT_SOME_FAILED = 3   # `ich-nb predict`'s exit code when a study could not 
 def predict(args) -> int:
     "`ich-nb predict`: a finished run's model on new study folders; the table printed and written as csv."
     from ich_nb.predict import predict_studies            # torch: only when a prediction is asked for
+    if args.workers < 1: raise ConfigError(f"--workers is {args.workers}; it must be at least 1")
+    if not Path(args.run_dir).is_dir(): raise ConfigError(f"--run-dir {args.run_dir} is not a folder: give a finished run folder")
     out = Path(args.out or Path(args.run_dir) / 'predictions.csv')
     if not out.parent.is_dir(): raise ConfigError(f"--out {out}: its folder {out.parent} does not exist; create it or choose another")
-    if args.workers < 1: raise ConfigError(f"--workers is {args.workers}; it must be at least 1")
     res = predict_studies(args.run_dir, args.studies, args.model, workers=args.workers)
     write_csv(res, out)
     cols = ['study_dir', 'n_slices', 'p_any', 'high_sensitivity_any', 'balanced_any']

@@ -261,11 +261,15 @@ def test_the_table_lists_every_case():
     table = (Path(__file__).parent / 'BAD_INPUTS.md').read_text()
     listed = set(re.findall(r'^\| ([^|]+?) +\|', table, re.M)) - {'Case', '---'}
     listed = {c for c in listed if not set(c) <= set('-: ')}
-    assert listed == set(FILE_CASES) | set(LABEL_CASES) | SERIES_CASES | OTHER_CASES
+    assert listed == set(FILE_CASES) | set(LABEL_CASES) | SERIES_CASES | OTHER_CASES | RUN_CASES | {'Input'}
 
 
 SERIES_CASES = {'no slices', 'one slice', 'mixed image sizes', 'duplicated slice', 'missing slice',
                 'a study with no usable slices', 'signed pixels marked unsigned', 'one value throughout'}
+RUN_CASES = {'`-p workers 0`, `-p seed -1`, `-p data.prevalence 2`, `-p split.valid_pct 0.01`', '`-p cnn.arch nosuchnet`',
+             '`--data-dir` with a phantom profile', '`--gpus 3` with a batch of 32', '`--force` on a folder with files that is not a run',
+             '`--run-dir` a file', 'a second `reproduce` into a run folder in use', 'Ctrl-C',
+             '`predict --out` in a missing folder, `--workers 0`'}
 OTHER_CASES = {'image without labels', 'labels without an image', 'reads.csv without a reader', 'reads.csv with a blank call',
                'reads.csv with a study twice'}
 
@@ -319,3 +323,25 @@ def test_a_second_reproduce_into_a_busy_run_folder_is_refused(tmp_path):
         r = subprocess.run([Path(sys.executable).parent / 'ich-nb', 'reproduce', '--run-dir', run], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and f'in use by another ich-nb (process {holder.pid})' in r.stderr
     finally: holder.kill()
+
+
+def test_ctrl_c_stops_with_one_line_and_frees_the_run_folder(tmp_path):
+    import os, signal, subprocess, sys, time
+    from ich_nb.run import LOCK
+    p = subprocess.Popen([Path(sys.executable).parent / 'ich-nb', 'reproduce', '--run-dir', tmp_path / 'run'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    t = time.time()
+    while not (tmp_path / 'run' / 'params.yaml').exists() and time.time() - t < 60: time.sleep(0.2)
+    time.sleep(3)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and 'interrupted; run the same command again' in err and 'Traceback' not in err, err[-2000:]
+    assert not (tmp_path / 'run' / LOCK).exists()
+
+
+def test_predict_checks_its_arguments_before_computing(tmp_path):
+    import subprocess, sys
+    ich_nb = Path(sys.executable).parent / 'ich-nb'
+    for args, says in [(['--out', tmp_path / 'no' / 'such' / 'p.csv'], 'does not exist; create it'), (['--workers', '0'], '--workers is 0')]:
+        r = subprocess.run([ich_nb, 'predict', tmp_path, '--run-dir', tmp_path, *args], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and says in r.stderr and 'Traceback' not in r.stderr, r.stderr
