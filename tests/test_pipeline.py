@@ -132,11 +132,11 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     from ich_nb.widgets import HeatmapExplorer
     h = HeatmapExplorer(run)
     assert h.message.value == '' and len(h.study.options) == metrics['test_studies'] and 'R1 R2 R3' in h.calls.value
-    first = h.shown['overlay'].copy()
+    first = h.shown['heatmap'].copy()
     h.alpha.value = 0.9
-    assert not np.array_equal(first, h.shown['overlay'])
+    assert not np.array_equal(first, h.shown['heatmap'])
     h.cls.value = 'subdural'
-    assert h.shown['overlay'].shape == first.shape
+    assert h.shown['heatmap'].shape == first.shape
 
     # determinism: the same profile and seed, run without interruption, gives identical results
     again = tmp_path / 'again'
@@ -156,6 +156,18 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert '[5/5] 05_explain ...' in r.stdout
     assert table.read_bytes() == (again / 'preds' / 'studies.csv').read_bytes()
     assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()
+
+    # a checkpoint changed after the run: predict refuses it, naming it; reproduce makes the CNNs and all after them again
+    kept = Run(run).checkpoint('cnn_wdw')
+    with open(kept, 'ab') as f: f.write(b'noise')
+    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p2.csv'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and str(kept) in r.stderr and 'changed since this run made it' in r.stderr, r.stderr[-2000:]
+    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run], capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f'[2/5] 02_cnns: models/{kept.name} changed or gone since it was made' in r.stdout
+    assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()      # made again, the same
+    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p3.csv'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
 
 
 def test_the_paper_profile_runs_on_the_real_layouts(tmp_path):
@@ -183,15 +195,3 @@ def test_the_paper_profile_runs_on_the_real_layouts(tmp_path):
     assert "Table S1" in page and 'Inference time per slice' in page
     metrics = json.loads((run / 'metrics.json').read_text())
     assert set(metrics['models']) == set(MODELS)
-
-    # a checkpoint changed after the run: predict refuses it, naming it; reproduce makes the CNNs and all after them again
-    kept = Run(run).checkpoint('cnn_wdw')
-    with open(kept, 'ab') as f: f.write(b'noise')
-    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p2.csv'], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and str(kept) in r.stderr and 'changed since this run made it' in r.stderr, r.stderr[-2000:]
-    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run], capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert f'[2/5] 02_cnns: models/{kept.name} changed or gone since it was made' in r.stdout
-    assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()      # made again, the same
-    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p3.csv'], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
