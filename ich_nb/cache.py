@@ -6,7 +6,6 @@
 from __future__ import annotations
 import contextlib, os
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from PIL import Image
 from .dicom import PADDING_HU, DicomError, check_head_ct, read_volume
 from .files import remove_leftovers
 from .windowing import CHANNELS, assemble, channel, crop_resize, resize
+from .workers import worker_pool
 
 # %% auto #0
 __all__ = ['cache_images', 'series_entry', 'series_inputs', 'build_cache', 'cached_images']
@@ -99,7 +99,7 @@ def build_cache(slices:pd.DataFrame, cache, size:int, fmt:str='npy', workers:int
     remove_leftovers(cache)                                    # what a run killed mid-write left
     jobs = [dict(cache=cache, series_id=sid, paths=g.sort_values('slice_idx').path.tolist(), size=size, fmt=fmt)
             for sid, g in slices.groupby('series_id', sort=True)]
-    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:   # one worker: this process
+    with worker_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:   # one worker: this process
         done = pool.map(_write_series, jobs) if pool else map(_write_series, jobs)
         res = dict(progress_bar(done, total=len(jobs), leave=False) if progress else done)
     failed = {s: e for s, e in res.items() if e not in (None, 'done')}

@@ -4,7 +4,7 @@
 
 # %% ../nbs/16_cli.ipynb #0b1d855b
 from __future__ import annotations
-import argparse, os, subprocess, sys, time
+import argparse, logging, os, subprocess, sys, time, warnings
 from pathlib import Path
 
 import ich_nb
@@ -52,16 +52,18 @@ PREDICT_SOME_FAILED = 3   # `ich-nb predict`'s exit code when a study could not 
 
 def predict(args) -> int:
     "`ich-nb predict`: a finished run's model on new study folders; the table printed and written as csv."
-    from ich_nb.predict import predict_studies            # torch: only when a prediction is asked for
     if args.workers < 1: raise ConfigError(f"--workers is {args.workers}; it must be at least 1")
     if not Path(args.run_dir).is_dir(): raise ConfigError(f"--run-dir {args.run_dir} is not a folder: give a finished run folder")
     out = Path(args.out or Path(args.run_dir) / 'predictions.csv')
     if not out.parent.is_dir(): raise ConfigError(f"--out {out}: its folder {out.parent} does not exist; create it or choose another")
+    from ich_nb.predict import predict_studies            # torch: only when a prediction is asked for, after the checks
     res = predict_studies(args.run_dir, args.studies, args.model, workers=args.workers)
     write_csv(res, out)
     cols = ['study_dir', 'n_slices', 'p_any', 'high_sensitivity_any', 'balanced_any']
     print(res[[c for c in cols if c in res]].round(3).to_string(index=False))
     failed = res[res.error.fillna('') != ''] if 'error' in res else res.iloc[:0]
+    noted = res[res.skipped.fillna('') != ''] if 'skipped' in res else res.iloc[:0]
+    for _, r in noted.drop_duplicates('study_dir').iterrows(): print(f"{r.study_dir}: skipped {r.skipped}")
     for _, r in failed.iterrows(): print(f"NOT SCORED {r.study_dir}: {r.error}", file=sys.stderr)
     print(f"\nAll six classes and both operating points: {out}")
     return PREDICT_SOME_FAILED if len(failed) else 0
@@ -69,11 +71,11 @@ def predict(args) -> int:
 # %% ../nbs/16_cli.ipynb #b404fa83
 def reproduce(args) -> int:
     "`ich-nb reproduce`: the paper's series over a run folder, then the headline beside the paper's."
-    from ich_nb.pipeline import headline, run_series      # papermill and the report: only when the series runs
     params = load_profile(args.profile, [*args.param, *([('gpus', str(args.gpus))] if args.gpus is not None else [])], args.data_dir)
     run_dir = Path(args.run_dir or Path('runs') / Path(args.profile).stem)
     with run_lock(run_dir):                                # one series at a time in a run folder
         start_run(run_dir, params, force=args.force)
+        from ich_nb.pipeline import headline, run_series  # papermill, torch and the report: after the checks, which then answer at once
         print(f"ich-nb reproduce: profile {args.profile}, run folder {run_dir}", flush=True)
         t = time.time()
         run_series(run_dir, start=args.start, force=args.force, log=lambda m: print(m, flush=True))
@@ -94,21 +96,27 @@ def workshop(args) -> int:
     return subprocess.call([sys.executable, '-m', 'jupyter', 'lab', f.name, *extra], cwd=f.parent)
 
 # %% ../nbs/16_cli.ipynb #2d8c316a
+def _command(args) -> int:
+    "Run the command `args` names; help where it names none."
+    if args.command == 'reproduce': return reproduce(args)
+    if args.command == 'predict': return predict(args)
+    if args.command == 'workshop': return workshop(args)
+    if args.command == 'profiles':
+        for name, about in list_profiles().items(): print(f"{name:10s} {about}")
+        return 0
+    parser().print_help()
+    return 0
+
 def main(argv=None) -> int:
     "Run `ich-nb` with `argv` (default: the command line); errors a user can fix print one line and exit 2."
     args = parser().parse_args(argv)
-    try:
-        if args.command == 'reproduce': return reproduce(args)
-        if args.command == 'predict': return predict(args)
-        if args.command == 'workshop': return workshop(args)
-        if args.command == 'profiles':
-            for name, about in list_profiles().items(): print(f"{name:10s} {about}")
-            return 0
-    except ConfigError as e:
-        print(f"ich-nb: {e}", file=sys.stderr); return 2
-    except RuntimeError as e:
-        print(f"ich-nb: {e}", file=sys.stderr); return 1
-    except KeyboardInterrupt:
-        print("ich-nb: interrupted; run the same command again to go on from where it stopped", file=sys.stderr); return 130
-    parser().print_help()
-    return 0
+    with warnings.catch_warnings():                        # a warning is one line while ich-nb runs; the caller's way comes back after
+        warnings.showwarning = lambda msg, *_, **__: print(f"ich-nb: warning: {msg}", file=sys.stderr)
+        try: return _command(args)
+        except ConfigError as e:
+            print(f"ich-nb: {e}", file=sys.stderr); return 2
+        except RuntimeError as e:
+            print(f"ich-nb: {e}", file=sys.stderr); return 1
+        except KeyboardInterrupt:
+            logging.getLogger('asyncio').setLevel(logging.CRITICAL)   # not the kernel client's unfinished tasks as tracebacks
+            print("ich-nb: interrupted; run the same command again to go on from where it stopped", file=sys.stderr); return 130

@@ -5,7 +5,6 @@
 # %% ../nbs/04_data.ipynb #c0b09388
 from __future__ import annotations
 import contextlib, os, re, warnings
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +15,13 @@ from sklearn.model_selection import StratifiedGroupKFold
 from .dicom import (POSITIONS, DicomError, check_decodable, dicom_files, header_row, is_ct, order_slices, read_dicom,
                           rescale, slice_normal)
 from .files import read_table, write_csv
-from .labels import CLASSES, DatasetError, cq500_majority, cq500_name, read_cq500_reads, read_rsna_labels
+from .labels import CLASSES, DatasetError, cq500_folder, cq500_majority, cq500_name, read_cq500_reads, read_rsna_labels
+from .workers import worker_pool
 
 # %% auto #0
 __all__ = ['SLICE_COLUMNS', 'KIND_ORDER', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores', 'index_rsna',
            'series_summary', 'series_kind', 'choose_series', 'study_series', 'index_cq500', 'read_study',
-           'split_patients']
+           'split_patients', 'check_splits']
 
 # %% ../nbs/04_data.ipynb #f7362da1
 def _unusable(ds, path) -> str|None:
@@ -77,7 +77,7 @@ def scan_headers(files, cache=None, workers:int=2, progress:bool=True, pool=None
     if chunks and workers == 1 and pool is None:                 # one study, say: no process pool to start
         parts = [_read_headers(c) for c in (progress_bar(chunks, leave=False) if progress else chunks)]
     elif chunks:
-        with contextlib.nullcontext(pool) if pool else ProcessPoolExecutor(workers) as ex:
+        with contextlib.nullcontext(pool) if pool else worker_pool(workers) as ex:
             done = ex.map(_read_headers, chunks)
             parts = list(progress_bar(done, total=len(chunks), leave=False) if progress else done)
     df = pd.concat([fresh, *parts], ignore_index=True) if parts else fresh.reset_index(drop=True)
@@ -116,9 +116,10 @@ def study_scores(slices:pd.DataFrame, probs:np.ndarray) -> pd.DataFrame:
     return p.groupby(slices.study_id.to_numpy()).max().rename_axis('study_id').reset_index()
 
 # %% ../nbs/04_data.ipynb #ir01
-def _report_skipped(headers:pd.DataFrame, report):
-    "Write the files that were skipped, with why, to the csv `report`."
-    if report: write_csv(headers.loc[headers.error.notna(), ['path', 'error']], report)
+def _report_skipped(headers:pd.DataFrame, report, studies=()):
+    "Write the files that were skipped and the `studies` left out ((folder, why) pairs), with why, to the csv `report`."
+    left_out = pd.DataFrame(list(studies), columns=['path', 'error'])
+    if report: write_csv(pd.concat([headers.loc[headers.error.notna(), ['path', 'error']], left_out], ignore_index=True), report)
 
 def index_rsna(root, cache=None, workers:int=2, progress:bool=True, report=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Slice and study tables of an RSNA-layout folder (`stage_2_train/` + `stage_2_train.csv`); skipped files listed in `report`."
@@ -133,6 +134,8 @@ def index_rsna(root, cache=None, workers:int=2, progress:bool=True, report=None)
     headers.loc[unlabelled, 'error'] = 'no labels in stage_2_train.csv'
     _report_skipped(headers, report)
     slices = slice_table(headers).join(labels, on='sop_uid')
+    if slices.empty: raise DatasetError(f"{root}: no file of stage_2_train/ is both a readable CT slice and labelled in stage_2_train.csv "
+                                        f"({len(headers)} files; why each was skipped: {report or 'pass report= to list them'}).")
     report = dict(files=len(headers), unreadable=unreadable, unlabelled=int(unlabelled.sum()),
                   labels_without_file=int((~labels.index.isin(slices.sop_uid)).sum()))
     if any(v for k, v in report.items() if k != 'files'): warnings.warn(f"{root}: {report}; unreadable by reason: {skipped(headers).to_dict()}")
@@ -216,13 +219,15 @@ def index_cq500(root, reads=None, cache=None, workers:int=2, progress:bool=True,
         raise DatasetError(f"{reads}: CQ500's reads.csv is missing. Download it with `data_download.sh --only cq500`.")
     truth = cq500_majority(read_cq500_reads(reads))
     headers = scan_headers(dicom_files(root, recursive=True), cache, workers, progress)
-    _report_skipped(headers, report)
     slices = slice_table(headers)
     slices['name'] = [_study_name(Path(p), root, pid) for p, pid in zip(slices.path, slices.patient_id)]
     slices, choice = study_series(slices, mode, by='name')
+    folder = {n: str(root / Path(p).relative_to(root).parts[0]) for n, p in zip(slices.name, slices.path)}
     unread = sorted(set(choice.name) - set(truth.index))
-    if unread: warnings.warn(f"{root}: {len(unread)} studies have no row in {reads.name} and are left out, e.g. {unread[0]}")
     imageless = sorted(set(truth.index) - set(choice.name))
+    _report_skipped(headers, report, [(folder[n], f"no row in {reads.name} (study {n})") for n in unread] +
+                    [(str(root / cq500_folder(n)), f"no usable images (study {n} of {reads.name})") for n in imageless])
+    if unread: warnings.warn(f"{root}: {len(unread)} studies have no row in {reads.name} and are left out, e.g. {unread[0]}")
     if imageless: warnings.warn(f"{root}: {len(imageless)} studies of {reads.name} have no usable images and are left out, e.g. {imageless[0]}")
     slices = slices[slices.name.isin(truth.index)].reset_index(drop=True)
     ids = slices.groupby('name').agg(study_id=('study_id', 'first'), patient_id=('patient_id', 'first'))
@@ -232,7 +237,7 @@ def index_cq500(root, reads=None, cache=None, workers:int=2, progress:bool=True,
 
 # %% ../nbs/04_data.ipynb #rs02
 def read_study(folder, mode:str='one', workers:int=1, pool=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "The slices of the series study `folder` uses (see `study_series`), in scan order, and its headers (skipped files: `error`)."
+    "The slices of the series each study in `folder` uses (see `study_series`), in scan order; and per study, which series, why, and the files skipped."
     folder = Path(folder)
     if not folder.is_dir(): raise DatasetError(f"{folder}: not a folder of DICOM files")
     files = dicom_files(folder, recursive=True)
@@ -240,16 +245,30 @@ def read_study(folder, mode:str='one', workers:int=1, pool=None) -> tuple[pd.Dat
     if headers.error.notna().all():
         why = f": {skipped(headers).to_dict()}" if len(headers) else ' (no *.dcm files or files without an extension)'
         raise DatasetError(f"{folder}: no readable DICOM files{why}")
-    slices, _ = study_series(slice_table(headers), mode)
-    return slices.sort_values(['study_id', 'series_id', 'slice_idx'], ignore_index=True), headers
+    slices, about = study_series(slice_table(headers), mode)
+    why = skipped(headers)
+    about['skipped'] = f"{why.sum()} files: " + ', '.join(f"{r} ({n})" for r, n in why.items()) if len(why) else ''
+    return slices.sort_values(['study_id', 'series_id', 'slice_idx'], ignore_index=True), about
 
 # %% ../nbs/04_data.ipynb #a00999a3
 def split_patients(studies:pd.DataFrame, valid_pct:float=0.2, seed:int=0) -> pd.DataFrame:
     "`studies` with a `split` column, 'train' or 'valid', grouped by patient and stratified by `any`."
     k = max(2, round(1 / valid_pct))
+    if studies.patient_id.nunique() < k:
+        raise DatasetError(f"{studies.patient_id.nunique()} patients cannot give {valid_pct:.0%} of them to validation: that needs at least {k}")
     folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():                   # a class rarer than k studies: stratified as well as it can be, said by the split's counts
         warnings.filterwarnings('ignore', 'The least populated class in y has only')
         _, valid = next(folds.split(studies, studies['any'], groups=studies.patient_id))
     split = np.full(len(studies), 'train', object); split[valid] = 'valid'
     return studies.assign(split=split)
+
+# %% ../nbs/04_data.ipynb #cs0002
+def check_splits(studies:pd.DataFrame) -> pd.DataFrame:
+    "Studies and positives (any haemorrhage) per split; a `DatasetError` if a split has no positive or no negative study."
+    counts = studies.groupby('split', sort=False)['any'].agg(studies='size', positive='sum')
+    for split, c in counts.iterrows():
+        if c.positive in (0, c.studies):
+            raise DatasetError(f"the {split} split has {c.studies} studies, {c.positive} of them with a haemorrhage: it needs both kinds. "
+                               "Use more studies (data.train_studies, data.test_studies), check the labels, or try another seed.")
+    return counts

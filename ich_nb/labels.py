@@ -62,6 +62,7 @@ def read_rsna_labels(path) -> pd.DataFrame:
     if clash:
         raise DatasetError(f"{path}: {len(clash)} images have rows that disagree, e.g. "
                            f"{min(clash, key=row_of.get)}. Fix the file or take them out.")
+    if not row_of: raise DatasetError(f"{path}: has a header and no label rows; expected RSNA's stage_2_train.csv, six rows an image.")
     if n_dup: warnings.warn(f"{path}: dropped {n_dup} duplicated rows")
     sops = sorted(row_of)
     table = np.frombuffer(values, np.uint8).reshape(-1, 6)[[row_of[s] for s in sops]]
@@ -102,22 +103,26 @@ def cq500_name(folder:str) -> str:
 
 # %% ../nbs/02_labels.ipynb #ac6ab637
 def read_cq500_reads(path) -> pd.DataFrame:
-    "CQ500's reads.csv, checked: one row per study `name`, the 44 columns of the real file."
+    "CQ500's reads.csv, checked: one row per study `name`, the 44 columns of the real file, every call exactly 0 or 1."
     path = Path(path)
-    try: df = pd.read_csv(path)
+    try: df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")   # cells as written: ' 1' and '1.0' are not calls
     except (OSError, ValueError) as e: raise DatasetError(f"{path}: cannot be read as CQ500 reads.csv ({e}).") from None
     missing = [c for c in CQ500_COLUMNS if c not in df.columns]
     if missing:
         raise DatasetError(f"{path}: lacks the columns {missing[:4]}{' ...' if len(missing) > 4 else ''} of CQ500's "
                            "reads.csv (name, Category, R1:ICH ... R3:MidlineShift).")
+    if len(df) == 0: raise DatasetError(f"{path}: has a header and no studies.")
+    if (odd := df.name != df.name.str.strip()).any() or (odd := df.name == '').any():
+        raise DatasetError(f"{path}: line {odd.idxmax() + 2}: study name {df.name[odd.idxmax()]!r} is blank or has spaces around it; "
+                           "names must match the study folders (CQ500-CT-12 for 'CQ500CT12 CQ500CT12').")
     if df.name.duplicated().any():
         raise DatasetError(f"{path}: study {df.name[df.name.duplicated()].iloc[0]} has more than one row.")
     calls = [f'R{r}:{code}' for r in (1, 2, 3) for code in CQ500_CODES.values()]
-    bad = ~df[calls].isin([0, 1, '0', '1'])
+    bad = ~df[calls].isin(['0', '1'])
     if bad.any().any():
         row = bad.any(axis=1).idxmax()
         col = bad.columns[bad.loc[row]][0]
-        said = 'blank' if pd.isna(df.loc[row, col]) else repr(df.loc[row, col])
+        said = 'blank' if df.loc[row, col] == '' else repr(df.loc[row, col])
         raise DatasetError(f"{path}: line {row + 2} ({df.name[row]}): {col} is {said}; every reader's call "
                            "must be 0 or 1 (a blank means that reader's read is missing). Fix the row or take the study out.")
     return df[CQ500_COLUMNS].astype({c: int for c in calls})

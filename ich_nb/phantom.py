@@ -5,7 +5,6 @@
 # %% ../nbs/03_phantom.ipynb #3d4e47d1
 from __future__ import annotations
 import io, json, zipfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,11 @@ from scipy import ndimage
 from .dicom import ct_dataset
 from .files import write_csv, write_json
 from .labels import CLASSES, CQ500_COLUMNS, SUBTYPES, cq500_folder, write_rsna_labels
+from .workers import worker_pool
 
 # %% auto #0
 __all__ = ['TISSUES', 'T', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask', 'make_scanner',
-           'make_pose', 'render_series', 'make_study', 'series_datasets', 'cranial_cavity', 'brain_stats',
+           'make_pose', 'render_series', 'has_bleeds', 'make_study', 'series_datasets', 'cranial_cavity', 'brain_stats',
            'simulate_readers', 'write_study', 'make_phantom', 'read_masks']
 
 # %% ../nbs/03_phantom.ipynb #4357ea89
@@ -356,6 +356,11 @@ def render_series(head:dict, bleeds:list, scanner:dict, pose:dict, thickness:flo
 # %% ../nbs/03_phantom.ipynb #3a81c6f9
 def _hex(rng, n:int) -> str: return ''.join(rng.choice(list('0123456789abcdef'), n))
 
+def has_bleeds(seed:int, site:str, index:int, prevalence:float) -> bool:
+    "Whether study `index` bleeds: a share `prevalence` of any run of studies, as near as whole studies allow (a golden-ratio sequence)."
+    start = np.random.default_rng([seed, ord(site), 5]).random()           # where the sequence starts: set by seed and site
+    return (start + index * 0.6180339887498949) % 1 < prevalence
+
 def make_study(seed:int, site:str, index:int, patient:int, prevalence:float=0.4,
                subtype_weights:dict|None=None, thin:bool=False) -> dict:
     "Everything random about study `index` of `site`: the patient's head, its bleeds, the scanner, the pose, the ids."
@@ -363,7 +368,8 @@ def make_study(seed:int, site:str, index:int, patient:int, prevalence:float=0.4,
     rng = np.random.default_rng([seed, ord(site), index, 1])
     w = subtype_weights or SUBTYPE_WEIGHTS
     bleeds = []
-    if rng.random() < prevalence:
+    rng.random()                                                           # (kept: the scanner and pose draws stay as they were)
+    if has_bleeds(seed, site, index, prevalence):
         kinds = rng.choice(list(w), size=1 + rng.binomial(3, 0.25), p=np.array(list(w.values())) / sum(w.values()))
         bleeds = [make_bleed(rng, k) for k in kinds]
     scanner, pose = make_scanner(rng, site), make_pose(rng)
@@ -519,7 +525,7 @@ def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:i
     patients = np.cumsum(np.r_[0, prng.random(n_studies - 1) >= repeat_rate])      # some patients have two studies
     jobs = [dict(root=root, layout=layout, seed=seed, site=site, index=i, patient=int(patients[i]), matrix=matrix,
                  prevalence=prevalence, subtype_weights=subtype_weights, reader_error=reader_error) for i in range(n_studies)]
-    with ProcessPoolExecutor(workers) if workers > 1 else _Serial() as pool:
+    with worker_pool(workers) if workers > 1 else _Serial() as pool:
         done = pool.map(_write_job, jobs)
         results = list(progress_bar(done, total=n_studies, leave=False) if progress else done)
     studies = pd.DataFrame([r['study'] for r in results])

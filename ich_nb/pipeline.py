@@ -10,6 +10,8 @@ from pathlib import Path
 import pandas as pd
 import papermill as pm
 import zmq
+from jupyter_client import AsyncKernelManager
+from traitlets import Unicode
 from traitlets.config import Config
 
 import ich_nb
@@ -18,7 +20,7 @@ from .report import paper_fig1, render_executed
 from .run import ConfigError, Run
 
 # %% auto #0
-__all__ = ['STEPS', 'series_dir', 'run_series', 'headline']
+__all__ = ['STEPS', 'series_dir', 'changed_results', 'LoggedKernelManager', 'run_series', 'headline']
 
 # %% ../nbs/15_pipeline.ipynb #ae9f2e28
 STEPS = ['01_data', '02_cnns', '03_rnns', '04_evaluate', '05_explain']
@@ -32,7 +34,8 @@ def series_dir() -> Path:
 # %% ../nbs/15_pipeline.ipynb #661e6248
 def _digest(obj) -> str: return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
-_HASHED = ('preds', 'models', 'tables', 'figures', 'metrics.json', 'report.html', 'thresholds.json')
+_HASHED = ('cache', 'preds', 'models', 'tables', 'figures', 'metrics.json', 'report.html', 'thresholds.json')
+_BY_STAT = ('cache/',)                                   # hashed once, then checked by size and mtime
 
 def _snapshot(rd:Path) -> dict:
     "Size and mtime of the run's result files, to see what a step produced."
@@ -40,17 +43,33 @@ def _snapshot(rd:Path) -> dict:
     for top in _HASHED:
         p = rd / top
         for f in ([p] if p.is_file() else p.rglob('*') if p.is_dir() else []):
-            if f.is_file(): st = f.stat(); out[str(f.relative_to(rd))] = (st.st_size, st.st_mtime_ns)
+            if f.is_file(): st = f.stat(); out[f.relative_to(rd).as_posix()] = [st.st_size, st.st_mtime_ns]
     return out
 
-def _changed(rd:Path, produced:dict) -> list:
-    "The files a step produced that are gone or no longer what it wrote."
-    return [f for f, h in produced.items() if not (rd / f).is_file() or sha256(rd / f) != h]
+def _changed(rd:Path, done:dict) -> list:
+    "The files that step record `done` produced that are gone or no longer what it wrote."
+    stats, now = done.get('stats', {}), _snapshot(rd)
+    same = lambda f, h: f in now and (stats.get(f) == now[f] or sha256(rd / f) == h)
+    return [f for f, h in done.get('produced', {}).items() if not same(f, h)]
+
+def changed_results(run_dir) -> dict:
+    "The finished steps of the run in `run_dir` whose results changed or went since they were made, with those files."
+    run = Run(Path(run_dir))
+    return {step: ch for step, done in run.manifest().items() if done.get('status') == 'done' and (ch := _changed(run.path, done))}
 
 # %% ../nbs/15_pipeline.ipynb #e86495bd
-def _kernel_config() -> Config:
-    "Encrypt the kernel's messages over local TCP (CurveZMQ) where pyzmq and the kernel can."
-    return Config({'KernelManager': {'transport_encryption': 'auto'}}) if zmq.has('curve') else Config()
+class LoggedKernelManager(AsyncKernelManager):
+    "A kernel whose own stderr goes to the file `stderr_log`, not the terminal."
+    stderr_log = Unicode('', config=True)
+    async def start_kernel(self, **kw):
+        Path(self.stderr_log).parent.mkdir(parents=True, exist_ok=True)
+        with open(self.stderr_log, 'ab') as f: return await super().start_kernel(stderr=f, **kw)
+
+def _kernel_config(log:Path) -> Config:
+    "Log the kernel's stderr to `log`; encrypt its messages over local TCP (CurveZMQ) where pyzmq and the kernel can."
+    c = Config({'LoggedKernelManager': {'stderr_log': str(log)}})
+    if zmq.has('curve'): c.KernelManager.transport_encryption = 'auto'
+    return c
 
 def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=True, log=print) -> dict:
     "Run the steps of the series over `run_dir` in order, skipping finished ones (unless `force` or at/after `start`)."
@@ -68,7 +87,7 @@ def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=Tru
         redo = force or ran or (start is not None and STEPS.index(step) >= STEPS.index(start))
         done = manifest.get(step, {})
         if done.get('status') == 'done' and done.get('params') == key and not redo:
-            changed = _changed(rd, done.get('produced', {}))
+            changed = _changed(rd, done)
             if not changed: log(f"[{i}/{len(STEPS)}] {step}: done before, skipped"); continue
             log(f"[{i}/{len(STEPS)}] {step}: {changed[0]}{f' and {len(changed) - 1} more' if len(changed) > 1 else ''} "
                 "changed or gone since it was made; making all its results again")
@@ -81,8 +100,9 @@ def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=Tru
             try:
                 pm.execute_notebook(series_dir() / f'{step}.ipynb', tmp, parameters=dict(run_dir=str(rd)), cwd=str(rd),
                                     kernel_name='python3', progress_bar=progress and sys.stderr.isatty(), log_output=False,
-                                    config=_kernel_config())
+                                    kernel_manager_class=LoggedKernelManager, config=_kernel_config(rd / 'logs' / f'{step}.kernel.log'))
             except pm.PapermillExecutionError as e:
+                if e.ename == 'KeyboardInterrupt': raise KeyboardInterrupt from None
                 os.replace(tmp, out)                      # the failed notebook, to read where it stopped
                 manifest[step] = dict(status='failed', params=key, error=f'{e.ename}: {e.evalue}')
                 run.write_manifest(manifest)
@@ -90,10 +110,12 @@ def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=Tru
         after = _snapshot(rd)
         known = {f for k, other in manifest.items() if k != step for f in other.get('produced', {})}
         produced = {f: sha256(rd / f) for f, v in after.items() if before.get(f) != v or f not in known}   # and what a killed try left
+        stats = {f: after[f] for f in produced if f.startswith(_BY_STAT)}
         for other in manifest.values():               # a file a later step rewrote is checked against its new hash
             other.get('produced', {}).update({f: h for f, h in produced.items() if f in other.get('produced', {})})
+            other.get('stats', {}).update({f: v for f, v in stats.items() if f in other.get('stats', {})})
         manifest[step] = dict(status='done', params=key, seconds=round(time.time() - t, 1),
-                              finished=time.strftime('%Y-%m-%d %H:%M:%S'), produced=produced)
+                              finished=time.strftime('%Y-%m-%d %H:%M:%S'), produced=produced, stats=stats)
         run.write_manifest(manifest)
         log(f"[{i}/{len(STEPS)}] {step}: done in {manifest[step]['seconds']:.0f} s")
     if ran: render_executed(rd)                            # the executed notebooks as HTML, which report.html links to

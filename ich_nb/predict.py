@@ -5,7 +5,6 @@
 # %% ../nbs/12_predict.ipynb #pr000004
 from __future__ import annotations
 import contextlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ from .rnn import SliceRNN, ensemble_embeddings, predict_rnn
 from .run import CNN_MODEL, MODELS, Run, cnn_checkpoint, model_spec
 from .train import read_checkpoint
 from .windowing import crop_resize, head_box, resize
+from .workers import worker_pool
 
 # %% auto #0
 __all__ = ['ensemble', 'model_probs', 'load_cnn', 'load_head', 'slice_inputs', 'predict_studies']
@@ -78,19 +78,17 @@ def _cnn_outputs(net:nn.Module, entry:np.ndarray, pipeline:str, p:dict, device, 
     with torch.no_grad(), bf16: out = [slice_outputs(net, x[i:i + bs]) for i in range(0, len(x), bs)]
     return (torch.cat([o[0] for o in out]).cpu().numpy(), torch.cat([o[1] for o in out]).float().cpu().numpy())
 
-def _predict_study(d:Path, model:str, cnns:dict, heads:dict, p:dict, thresholds:dict, device, pool, workers:int) -> dict:
-    "`predict_studies`'s row for study folder `d`."
+def _score_study(d:Path, slices:pd.DataFrame, about, model:str, cnns:dict, heads:dict, p:dict, thresholds:dict, device, pool) -> dict:
+    "`predict_studies`'s row for the study of `slices` in folder `d`, its series and skipped files said by `about`."
+    row = dict(study_dir=str(d), study_id=about.study_id, series=' | '.join(slices.description.unique()),
+               series_uid=' | '.join(slices.series_id.unique()), choice=about.choice, skipped=about.skipped, n_slices=len(slices), error='')
     try:
-        slices, _ = read_study(d, mode=p['data']['test_series'], workers=workers, pool=pool)
-        row = dict(study_dir=str(d), study_id=slices.study_id.iloc[0], series=' | '.join(slices.description.unique()),
-                   series_uid=' | '.join(slices.series_id.unique()),
-                   n_slices=len(slices), error='')
         cnn = {pl: [] for pl in cnns}
         for _, one in slices.groupby('series_id', sort=False):
             entry = series_entry(check_head_ct(read_volume(one.path, np.int16, pool), f"{d}: series {one.series_id.iloc[0]}"), p['image']['cache_size'])   # as the cache keeps it
             for pl, net in cnns.items(): cnn[pl].append(_cnn_outputs(net, entry, pl, p, device))
-    except (DatasetError, DicomError) as e: return dict(study_dir=str(d), error=str(e))
-    except Exception as e: return dict(study_dir=str(d), error=f"{d}: cannot be scored ({type(e).__name__}: {e})")   # the other studies go on
+    except (DatasetError, DicomError) as e: return {**row, 'error': str(e)}
+    except Exception as e: return {**row, 'error': f"{d}: cannot be scored ({type(e).__name__}: {e})"}   # the other studies go on
     cnn = {pl: tuple(np.concatenate(a) for a in zip(*outs)) for pl, outs in cnn.items()}
     study = study_scores(slices, model_probs(model, cnn, slices, heads, p['rnn']['ensemble'])).iloc[0]
     for c in CLASSES:
@@ -98,8 +96,15 @@ def _predict_study(d:Path, model:str, cnns:dict, heads:dict, p:dict, thresholds:
         for op, t in thresholds[c].items(): row[f'{op}_{c}'] = np.nan if t is None or t != t else int(study[f'p_{c}'] >= t)
     return row
 
+def _predict_folder(d:Path, p:dict, workers:int, pool, **score) -> list:
+    "`predict_studies`'s rows for folder `d`: one per study in it, or one row with why the folder cannot be read."
+    try: slices, about = read_study(d, mode=p['data']['test_series'], workers=workers, pool=pool)
+    except (DatasetError, DicomError) as e: return [dict(study_dir=str(d), error=str(e))]
+    except Exception as e: return [dict(study_dir=str(d), error=f"{d}: cannot be read ({type(e).__name__}: {e})")]
+    return [_score_study(d, slices[slices.study_id == a.study_id], a, p=p, pool=pool, **score) for a in about.itertuples()]
+
 def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, workers:int=1) -> pd.DataFrame:
-    "Probabilities and operating-point calls of `model` from `run_dir` for each study folder in `study_dirs` (on the GPU if there is one)."
+    "Probabilities and operating-point calls of `model` from `run_dir` for each study in the folders `study_dirs` (on the GPU if there is one)."
     run, m = Run(run_dir), model_spec(model)
     for f in [run.path / 'thresholds.json', *(run.checkpoint(cnn_checkpoint(pl)) for pl in m.pipelines),
               *(run.checkpoint(h) for h in m.heads(run.params['rnn']['ensemble']))]:
@@ -110,6 +115,6 @@ def predict_studies(run_dir, study_dirs, model:str='CNNens-RNN', device=None, wo
     width = {pl: net.get_classifier().in_features for pl, net in cnns.items()}              # each CNN's embedding
     reads = {mm.head: mm.pipelines for mm in MODELS.values() if mm.rnn}                      # each head: the CNNs it reads
     heads = {h: load_head(run, h, sum(width[pl] for pl in reads[h]), device) for h in m.heads(run.params['rnn']['ensemble'])}
-    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
-        return pd.DataFrame([_predict_study(Path(d), model, cnns, heads, run.params, thresholds, device, pool, workers)
-                             for d in study_dirs])
+    with worker_pool(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        return pd.DataFrame([row for d in study_dirs for row in _predict_folder(Path(d), run.params, workers, pool, model=model, cnns=cnns,
+                                                                                heads=heads, thresholds=thresholds, device=device)])

@@ -31,7 +31,7 @@ from .stats import (class_metrics, delong_test, mcnemar_test, mean_average_preci
 # %% auto #0
 __all__ = ['PROB', 'SOURCES', 'NAMES', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1',
            'fig2', 'table2', 'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings',
-           'table1', 'table_s1', 'table_s2', 'inference_table', 'ledger', 'nearest_profile', 'provenance',
+           'table1', 'table_s1', 'table_s2', 'left_out', 'inference_table', 'ledger', 'nearest_profile', 'provenance',
            'gradcam_cases', 'gradcam_figure', 'render_executed', 'fig1_static', 'fig2_static', 'show_figure',
            'paper_table', 'write_report', 'report_run']
 
@@ -276,6 +276,14 @@ def table_s2(headers:dict) -> pd.DataFrame:
                      'Tube voltage, kVp': ', '.join(f"{v:g}" for v in sorted(kvp.unique())) or 'not recorded',
                      'Matrix (series)': '; '.join(f"{k} × {k} {v}" for k, v in series.matrix.value_counts().items())}
     return pd.DataFrame(out).rename_axis('')
+
+# %% ../nbs/13_report.ipynb #lo0002
+def left_out(skipped:dict, excluded:pd.DataFrame) -> pd.DataFrame:
+    "Files, studies and series left out of the data, by dataset and reason ({dataset: skipped table}, the excluded series table)."
+    rows = [(name, err.split('(')[0].split(':')[0].split(';')[0].strip()) for name, t in skipped.items() for err in t.error]
+    rows += [('test and training', f"series not cached: {r.split(': ', 1)[-1].split(' (')[0]}") for r in excluded.reason]
+    out = pd.DataFrame(rows, columns=['data', 'reason']).value_counts(sort=False).rename('left out').reset_index()
+    return out if len(out) else pd.DataFrame({'data': ['all'], 'reason': ['nothing left out'], 'left out': [0]})
 
 # %% ../nbs/13_report.ipynb #tb000011
 def inference_table(cnns:pd.DataFrame, rnns:pd.DataFrame) -> pd.DataFrame:
@@ -540,6 +548,7 @@ def report_run(run:Run, model:str='CNNens-RNN', preds:pd.DataFrame|None=None) ->
                  'test, every study of reads.csv': cq500_majority(reads)}),
              "Table S1: the test readers' agreement (Fleiss' κ)": table_s1(reads).assign(paper=pd.Series(paper_values()['table_s1'])),
              'Table S2: how the scans were made': table_s2({'training and validation': run.table('headers_train'), 'test': run.table('headers_test')}),
+             'Left out of the data, and why': left_out({k: run.table(f'skipped_{k}') for k in ('train', 'test')}, run.table('excluded_series')).set_index('data'),
              'Inference time per slice': inference_table(run.table('inference_cnns'), run.table('inference_rnns')).set_index('model')}
     write_json(operating_thresholds(preds), run.path / 'thresholds.json')
     mf = run.path / 'metrics.json'

@@ -185,7 +185,20 @@ def test_a_study_with_no_usable_slices_is_left_out_and_said(tmp_path):
     with pytest.warns(UserWarning, match=r'1 studies of reads.csv have no usable images and are left out, e.g. CQ500-CT-1'):
         slices, studies = index_cq500(root, workers=1, progress=False, report=tmp_path / 'skipped.csv')
     assert sorted(studies.name) == ['CQ500-CT-0', 'CQ500-CT-2']
-    assert len(pd.read_csv(tmp_path / 'skipped.csv')) == len(list(gone.rglob('*.dcm')))
+    skipped = pd.read_csv(tmp_path / 'skipped.csv')
+    assert len(skipped) == len(list(gone.rglob('*.dcm'))) + 1                   # its files, and the study itself
+    assert skipped.iloc[-1].tolist() == [str(gone), 'no usable images (study CQ500-CT-1 of reads.csv)']
+
+
+def test_a_study_folder_without_a_row_in_reads_csv_is_left_out_and_listed(tmp_path):
+    root = tmp_path / 'cq500'
+    make_phantom(root, n_studies=3, layout='cq500', site='B', matrix=32, workers=1, progress=False)
+    reads = pd.read_csv(root / 'reads.csv')
+    reads[reads.name != 'CQ500-CT-2'].to_csv(root / 'reads.csv', index=False)
+    with pytest.warns(UserWarning, match=r'1 studies have no row in reads.csv and are left out, e.g. CQ500-CT-2'):
+        slices, studies = index_cq500(root, workers=1, progress=False, report=tmp_path / 'skipped.csv')
+    assert sorted(studies.name) == ['CQ500-CT-0', 'CQ500-CT-1']
+    assert pd.read_csv(tmp_path / 'skipped.csv').values.tolist() == [[str(root / 'CQ500CT2 CQ500CT2'), 'no row in reads.csv (study CQ500-CT-2)']]
 
 
 # Labels: every problem is a DatasetError that names the file and the row, or a warning with counts.
@@ -201,6 +214,7 @@ LABEL_CASES = {  # case: (csv lines after the header, header, the DatasetError's
     'duplicates that disagree': (RSNA_ROWS + ['ID_b_subdural,0'], 'ID,Label', 'images have rows that disagree, e.g. ID_b'),
     'a third field':         (RSNA_ROWS[:5] + ['ID_a_any,0,1'] + RSNA_ROWS[6:], 'ID,Label', 'expected 2 fields in line 7, saw 3'),
     'not UTF-8':             (RSNA_ROWS + ['ID_\xe9_any,0'], 'ID,Label', "cannot be read as RSNA labels ('utf-8' codec"),
+    'a header and no rows':  ([], 'ID,Label', 'has a header and no label rows'),
 }
 
 
@@ -218,15 +232,12 @@ def test_rsna_label_case(case, tmp_path):
 
 
 def test_rsna_labels_as_spreadsheets_save_them(tmp_path):
-    "A byte-order mark, Windows line ends, quotes and blank lines read as the plain file; a header alone is an empty table."
+    "A byte-order mark, Windows line ends, quotes and blank lines read as the plain file."
     plain, saved = tmp_path / 'plain.csv', tmp_path / 'saved.csv'
     plain.write_text('ID,Label\n' + '\n'.join(RSNA_ROWS) + '\n')
     saved.write_bytes(('\ufeffID,Label\r\n\r\n' + ''.join(f'"{r.split(",")[0]}","{r.split(",")[1]}"\r\n' for r in RSNA_ROWS)).encode('utf-8'))
     pd.testing.assert_frame_equal(read_rsna_labels(saved), read_rsna_labels(plain))
     assert read_rsna_labels(plain).loc['ID_b'].tolist() == [1] * 6
-    (tmp_path / 'header.csv').write_text('ID,Label\n')
-    empty = read_rsna_labels(tmp_path / 'header.csv')
-    assert empty.empty and list(empty.columns) == list(CLASSES) and empty.index.name == 'sop_uid'
 
 
 def test_labels_and_images_that_do_not_match(tmp_path):
@@ -254,6 +265,22 @@ def test_reads_csv_problems(tmp_path):
     pd.concat([reads, reads.iloc[:1]]).to_csv(tmp_path / 'twice.csv', index=False)
     with pytest.raises(DatasetError, match='study CQ500-CT-0 has more than one row'):
         read_cq500_reads(tmp_path / 'twice.csv')
+    for name, cell, says in [('float.csv', '1.0', "line 3 (CQ500-CT-1): R1:SDH is '1.0'"), ('space.csv', ' 1', "R1:SDH is ' 1'")]:
+        odd = reads.astype(object); odd.loc[1, 'R1:SDH'] = cell
+        odd.to_csv(tmp_path / name, index=False)
+        with pytest.raises(DatasetError, match=re.escape(says)): read_cq500_reads(tmp_path / name)
+    reads.assign(name=['CQ500-CT-0', 'CQ500-CT-1 ']).to_csv(tmp_path / 'name.csv', index=False)
+    with pytest.raises(DatasetError, match=re.escape("line 3: study name 'CQ500-CT-1 ' is blank or has spaces around it")):
+        read_cq500_reads(tmp_path / 'name.csv')
+
+
+def test_a_split_without_positives_stops_the_run_before_training(tmp_path):
+    import subprocess, sys
+    r = subprocess.run([Path(sys.executable).parent / 'ich-nb', 'reproduce', '--run-dir', tmp_path / 'run', '-p', 'data.prevalence', '0.05',
+                        '-p', 'data.train_studies', '10', '-p', 'data.test_studies', '4', '-p', 'data.matrix', '32'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and 'DatasetError: the valid split has 2 studies, 0 of them with a haemorrhage' in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / 'run' / 'cache').exists() and not (tmp_path / 'run' / 'models').exists()
 
 
 def test_the_table_lists_every_case():
@@ -269,9 +296,10 @@ SERIES_CASES = {'no slices', 'one slice', 'mixed image sizes', 'duplicated slice
 RUN_CASES = {'`-p workers 0`, `-p seed -1`, `-p data.prevalence 2`, `-p split.valid_pct 0.01`', '`-p cnn.arch nosuchnet`',
              '`--data-dir` with a phantom profile', '`--gpus 3` with a batch of 32', '`--force` on a folder with files that is not a run',
              '`--run-dir` a file', 'a second `reproduce` into a run folder in use', 'Ctrl-C',
-             '`predict --out` in a missing folder, `--workers 0`'}
+             '`predict --out` in a missing folder, `--workers 0`', 'a kill (`kill -9`) while caching'}
 OTHER_CASES = {'image without labels', 'labels without an image', 'reads.csv without a reader', 'reads.csv with a blank call',
-               'reads.csv with a study twice'}
+               'reads.csv with a study twice', 'reads.csv with a call `1.0` or ` 1`', 'reads.csv with spaces around a name',
+               'a study folder without a row in reads.csv', 'a split without positive or without negative studies'}
 
 
 def test_implausible_series_are_refused_in_the_cache_and_in_triage(tmp_path):
@@ -325,14 +353,15 @@ def test_a_second_reproduce_into_a_busy_run_folder_is_refused(tmp_path):
     finally: holder.kill()
 
 
-def test_ctrl_c_stops_with_one_line_and_frees_the_run_folder(tmp_path):
+@pytest.mark.parametrize('wait', [0.5, 3, 8])   # while the kernel starts, while it runs a cell, later in the step
+def test_ctrl_c_stops_with_one_line_and_frees_the_run_folder(tmp_path, wait):
     import os, signal, subprocess, sys, time
     from ich_nb.run import LOCK
     p = subprocess.Popen([Path(sys.executable).parent / 'ich-nb', 'reproduce', '--run-dir', tmp_path / 'run'],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     t = time.time()
     while not (tmp_path / 'run' / 'params.yaml').exists() and time.time() - t < 60: time.sleep(0.2)
-    time.sleep(3)
+    time.sleep(wait)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=120)
     assert p.returncode == 130 and 'interrupted; run the same command again' in err and 'Traceback' not in err, err[-2000:]
@@ -345,3 +374,31 @@ def test_predict_checks_its_arguments_before_computing(tmp_path):
     for args, says in [(['--out', tmp_path / 'no' / 'such' / 'p.csv'], 'does not exist; create it'), (['--workers', '0'], '--workers is 0')]:
         r = subprocess.run([ich_nb, 'predict', tmp_path, '--run-dir', tmp_path, *args], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and says in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_a_kill_during_caching_takes_its_workers_with_it(tmp_path):
+    "Killed while caching (kill -9), the cache's worker processes exit too, and the cache stops growing."
+    import os, signal, subprocess, sys, time
+    make_phantom(tmp_path / 'rsna', n_studies=8, layout='rsna', site='A', matrix=128, workers=2, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        slices, _ = index_rsna(tmp_path / 'rsna', workers=2, progress=False)
+    slices.to_csv(tmp_path / 'slices.csv', index=False)
+    cache = tmp_path / 'cache'
+    p = subprocess.Popen([sys.executable, '-c', 'import sys\nfrom ich_nb.cache import build_cache\nfrom ich_nb.files import read_table\n'
+                          f'build_cache(read_table(sys.argv[1]), sys.argv[2], 128, workers=2, progress=False)', tmp_path / 'slices.csv', cache])
+    t = time.time()
+    while not (cache.is_dir() and any(cache.glob('*.npy'))) and time.time() - t < 60: time.sleep(0.05)
+    workers = [int(c) for c in Path(f'/proc/{p.pid}/task/{p.pid}/children').read_text().split()]
+    p.send_signal(signal.SIGKILL); p.wait()
+    time.sleep(1)
+    alive = [w for w in workers if Path(f'/proc/{w}').exists() and Path(f'/proc/{w}/stat').read_text().split()[2] != 'Z']
+    made = sorted(cache.glob('*.npy'))
+    time.sleep(2)
+    assert workers and not alive and sorted(cache.glob('*.npy')) == made, (workers, alive)
+
+
+def test_only_the_workers_module_makes_process_pools():
+    "Every pool of worker processes is `workers.worker_pool`'s, which dies with its parent."
+    src = Path(__file__).resolve().parents[1] / 'ich_nb'
+    assert [f.name for f in src.glob('*.py') if 'ProcessPoolExecutor(' in f.read_text()] == ['workers.py']

@@ -1,7 +1,7 @@
 """The documentation site as a reader sees it: `tools/docs.py` (what `make docs` runs) builds it offline with
 nbconvert, and headless Debian Chromium opens every page: it loads, every image has pixels, every plotly figure
 draws, every link inside the site lands on a file that exists. Also: each library notebook stays lean."""
-import json, shutil, subprocess, sys
+import json, re, shutil, subprocess, sys
 from pathlib import Path
 
 import nbformat, pytest
@@ -60,13 +60,16 @@ def test_site_has_every_page(site):
 
 
 def test_notebooks_are_lean():
-    "Every library notebook stays under its size budget and saves no widget state."
+    "Every library notebook stays under its size budget, saves no widget state, and no warnings, errors or paths of this machine."
     for p in sorted((ROOT / 'nbs').glob('*.ipynb')) + sorted((ROOT / 'nbs' / 'paper').glob('*.ipynb')):
         assert p.stat().st_size < NOTEBOOK_BUDGET_KB * 1024, f'{p.name}: {p.stat().st_size // 1024} kB over {NOTEBOOK_BUDGET_KB} kB'
         nb = json.loads(p.read_text())
         assert 'widgets' not in nb['metadata'], f'{p.name} saves widget state'
         for c in nb['cells']:
             for o in c.get('outputs', []):
+                assert o.get('name') != 'stderr' and o['output_type'] != 'error', f"{p.name}: a stored warning or error: {''.join(o.get('text', ''))[:200]}"
+                text = ''.join(o.get('text', '')) + ''.join(''.join(v) for k, v in o.get('data', {}).items() if k.startswith('text/'))
+                assert not re.search(r'/(tmp|work|home|root|Users)/', text), f"{p.name}: a path of the machine that ran it: {text[:200]}"
                 for k, v in o.get('data', {}).items():
                     if k.startswith('image/'): assert len(v) < 400_000, f'{p.name}: one {k} of {len(v) // 1000} kB'
 

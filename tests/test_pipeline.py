@@ -6,11 +6,13 @@ import pandas as pd
 import pydicom
 import pytest
 from pydicom.encaps import encapsulate
+from pydicom.uid import JPEG2000Lossless
 
 from ich_nb.data import index_cq500
 from ich_nb.dicom import read_dicom
-from ich_nb.labels import CLASSES
+from ich_nb.labels import CLASSES, cq500_name
 from ich_nb.phantom import make_phantom
+from ich_nb.pipeline import changed_results
 from ich_nb.predict import predict_studies
 from ich_nb.run import MODELS, Run, load_profile
 
@@ -104,21 +106,34 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert all(len(v) == 64 for s in manifest.values() for k, v in s['produced'].items() if not k.startswith('models/'))
 
     # triage with the trained run: a phantom test study gives what the run itself computed for it
-    study = next((run / 'data' / 'test').glob('CQ500CT*'))
+    names = set(pd.read_csv(run / 'tables' / 'studies.csv').name.dropna())        # the test studies the run scored
+    scored = [d for d in sorted((run / 'data' / 'test').glob('CQ500CT*')) if cq500_name(d.name) in names]
+    study = scored[0]
     dirs = [study, tmp_path / 'missing']
     samples = Path(__file__).resolve().parents[2] / 'shared' / 'real_samples' / 'rsna_series_ID_fff502d5'
     if samples.is_dir(): dirs.append(samples)                              # a real RSNA series (the model knows only phantoms)
     broken = tmp_path / 'broken' / study.name                              # the same study, every slice's pixels unreadable
     shutil.copytree(study, broken)
     for f in broken.rglob('*.dcm'):
-        ds = pydicom.dcmread(f); ds.PixelData = encapsulate([b'\0not j2k' * 40]); ds.save_as(f)
+        ds = pydicom.dcmread(f); ds.file_meta.TransferSyntaxUID = JPEG2000Lossless
+        ds.PixelData = encapsulate([b'\0not j2k' * 40]); ds['PixelData'].VR = 'OB'; ds.save_as(f)
     dirs.append(broken)
-    r = subprocess.run([ICH_NB, 'predict', *dirs, '--run-dir', run, '--out', tmp_path / 'pred.csv', '--workers', '2'], capture_output=True, text=True, timeout=300)
+    pair = tmp_path / 'pair'                                                  # two studies in one folder, and a stray file
+    for one in scored[:2]: shutil.copytree(one, pair / one.name)
+    (pair / 'notes.dcm').write_text('not an image')
+    r = subprocess.run([ICH_NB, 'predict', *dirs, pair, '--run-dir', run, '--out', tmp_path / 'pred.csv', '--workers', '2'],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 3, r.stderr[-2000:]                             # some studies could not be scored: said on stderr too
     assert r.stderr.count('NOT SCORED') == 2 and str(broken) in r.stderr
+    said = [l for l in r.stdout.splitlines() if l.startswith(f'{pair}: skipped ')]
+    assert len(said) == 1 and 'is not a DICOM file (1)' in said[0], r.stdout                # once for the folder
     out = pd.read_csv(tmp_path / 'pred.csv')
-    assert len(out) == len(dirs) and out.error.fillna('').tolist()[1].endswith('not a folder of DICOM files')
-    assert out.error.iloc[-1].startswith(str(broken)) and 'pixel data cannot be decoded' in out.error.iloc[-1] and pd.isna(out.p_any.iloc[-1])
+    assert len(out) == len(dirs) + 2 and out.error.fillna('').tolist()[1].endswith('not a folder of DICOM files')
+    gone = out[out.study_dir == str(broken)].iloc[0]
+    assert gone.error.startswith(str(broken)) and 'pixel data cannot be decoded' in gone.error and pd.isna(gone.p_any)
+    two = out[out.study_dir == str(pair)]
+    assert two.study_id.nunique() == 2 and two.p_any.notna().all() and two.skipped.str.contains('is not a DICOM file').all()
+    assert abs(two.set_index('study_id').p_any[out.study_id[0]] - out.p_any[0]) < 1e-6   # the study scores the same beside another
     alone = predict_studies(run, [study], workers=1)                         # the CLI read and decoded with two worker processes; one process agrees
     assert np.allclose(alone[[f'p_{c}' for c in CLASSES]].to_numpy(float), out.loc[:0, [f'p_{c}' for c in CLASSES]].to_numpy(float))
     ours = out.iloc[0]
@@ -157,17 +172,30 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert table.read_bytes() == (again / 'preds' / 'studies.csv').read_bytes()
     assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()
 
-    # a checkpoint changed after the run: predict refuses it, naming it; reproduce makes the CNNs and all after them again
-    kept = Run(run).checkpoint('cnn_wdw')
-    with open(kept, 'ab') as f: f.write(b'noise')
-    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p2.csv'], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and str(kept) in r.stderr and 'changed since this run made it' in r.stderr, r.stderr[-2000:]
-    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run], capture_output=True, text=True, env=env, timeout=900)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert f'[2/5] 02_cnns: models/{kept.name} changed or gone since it was made' in r.stdout
-    assert (again / 'metrics.json').read_text() == (run / 'metrics.json').read_text()      # made again, the same
+    # every kind of result a later step or predict reads, changed in a copy of the run, is found and named with the step
+    # that made it; a copy itself (every mtime new) is not a change
+    copy = tmp_path / 'copy'; shutil.copytree(run, copy)
+    assert changed_results(copy) == {}
+    entry = sorted(p.relative_to(copy).as_posix() for p in (copy / 'cache').rglob('*') if p.is_file())[0]
+    for made_by, rel in [(('01_data',), entry), (('02_cnns',), Run(copy).checkpoint('cnn_wdw').relative_to(copy).as_posix()),
+                         (('02_cnns',), 'preds/CNNwdw/embeddings.npy'), (('03_rnns',), 'preds/CNNwdw-RNN/probs.npy'),
+                         (('04_evaluate', '05_explain'), 'thresholds.json')]:      # 05_explain writes the report, and so it, again
+        f = copy / rel; kept_bytes = f.read_bytes()
+        f.write_bytes(kept_bytes[:-8] + bytes(b ^ 0xFF for b in kept_bytes[-8:]))          # the same size, other bytes
+        assert changed_results(copy) == {step: [rel] for step in made_by}, rel
+        f.write_bytes(kept_bytes)
+    assert changed_results(copy) == {}
+
+    # a changed checkpoint or threshold is refused by predict, naming it; put back, it is trusted again
+    for kept in (Run(run).checkpoint('cnn_wdw'), run / 'thresholds.json'):
+        kept_bytes = kept.read_bytes()
+        kept.write_bytes(kept_bytes + b' ')
+        r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p2.csv'], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2 and str(kept) in r.stderr and 'changed since this run made it' in r.stderr, r.stderr[-2000:]
+        kept.write_bytes(kept_bytes)
     r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p3.csv'], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
+    assert abs(pd.read_csv(tmp_path / 'p3.csv').p_any.iloc[0] - out.p_any.iloc[0]) < 1e-6
 
 
 def test_the_paper_profile_runs_on_the_real_layouts(tmp_path):
