@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
                    help='change one parameter, e.g. -p cnn.epochs 5 (repeatable)')
     r.add_argument('--from', dest='start', metavar='STEP', help='rerun from this step (e.g. 02_cnns or cnns)')
+    r.add_argument('--until', metavar='STEP', help='stop after this step (e.g. 01_data: the tables and the image cache only)')
     r.add_argument('--force', action='store_true', help='start the run folder over')
     r.add_argument('--gpus', type=int, metavar='N', help='train and score the CNNs as N processes, one per GPU (default: the profile\'s gpus, 1)')
     sub.add_parser('profiles', help='list the profiles that ship with the package')
@@ -75,10 +76,13 @@ def reproduce(args) -> int:
     run_dir = Path(args.run_dir or Path('runs') / Path(args.profile).stem)
     with run_lock(run_dir):                                # one series at a time in a run folder
         start_run(run_dir, params, force=args.force)
-        from ich_nb.pipeline import headline, run_series  # papermill, torch and the report: after the checks, which then answer at once
+        from ich_nb.pipeline import STEPS, headline, run_series, step_named  # papermill, torch and the report: after the checks, which then answer at once
         print(f"ich-nb reproduce: profile {args.profile}, run folder {run_dir}", flush=True)
         t = time.time()
-        run_series(run_dir, start=args.start, force=args.force, log=lambda m: print(m, flush=True))
+        run_series(run_dir, start=args.start, force=args.force, log=lambda m: print(m, flush=True), until=args.until)
+    if args.until and step_named(args.until, '--until') != STEPS[-1]:
+        print(f"\nStopped after {step_named(args.until)} in {time.time() - t:.0f} s, as asked; without --until the same command goes on.")
+        return 0
     print(f"\nFinished in {time.time() - t:.0f} s. Study level, test set (the paper: CQ500):")
     print(headline(run_dir).round(3).to_string(index=False))
     print(f"\nReport: {(run_dir / 'report.html').resolve()}\nExecuted notebooks: {(run_dir / 'executed').resolve()}")

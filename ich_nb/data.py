@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastprogress.fastprogress import progress_bar
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from .dicom import (POSITIONS, DicomError, check_decodable, dicom_files, header_row, is_ct, order_slices, read_dicom,
                           rescale, slice_normal)
@@ -256,10 +256,12 @@ def split_patients(studies:pd.DataFrame, valid_pct:float=0.2, seed:int=0) -> pd.
     k = max(2, round(1 / valid_pct))
     if studies.patient_id.nunique() < k:
         raise DatasetError(f"{studies.patient_id.nunique()} patients cannot give {valid_pct:.0%} of them to validation: that needs at least {k}")
-    folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():                   # a class rarer than k studies: stratified as well as it can be, said by the split's counts
-        warnings.filterwarnings('ignore', 'The least populated class in y has only')
-        _, valid = next(folds.split(studies, studies['any'], groups=studies.patient_id))
+    if studies['any'].value_counts().max() >= k:             # stratified: scikit-learn needs k studies of one class at least
+        folds = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+        with warnings.catch_warnings():                   # a class rarer than k studies: stratified as well as it can be, said by the split's counts
+            warnings.filterwarnings('ignore', 'The least populated class in y has only')
+            _, valid = next(folds.split(studies, studies['any'], groups=studies.patient_id))
+    else: _, valid = next(GroupShuffleSplit(1, test_size=valid_pct, random_state=seed).split(studies, groups=studies.patient_id))
     split = np.full(len(studies), 'train', object); split[valid] = 'valid'
     return studies.assign(split=split)
 

@@ -20,7 +20,7 @@ from .report import paper_fig1, render_executed
 from .run import ConfigError, Run
 
 # %% auto #0
-__all__ = ['STEPS', 'series_dir', 'changed_results', 'LoggedKernelManager', 'run_series', 'headline']
+__all__ = ['STEPS', 'series_dir', 'changed_results', 'LoggedKernelManager', 'step_named', 'run_series', 'headline']
 
 # %% ../nbs/15_pipeline.ipynb #ae9f2e28
 STEPS = ['01_data', '02_cnns', '03_rnns', '04_evaluate', '05_explain']
@@ -71,19 +71,23 @@ def _kernel_config(log:Path) -> Config:
     if zmq.has('curve'): c.KernelManager.transport_encryption = 'auto'
     return c
 
-def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=True, log=print) -> dict:
-    "Run the steps of the series over `run_dir` in order, skipping finished ones (unless `force` or at/after `start`)."
+def step_named(name:str, option:str='--from') -> str:
+    "The step `name` means: '02_cnns', 'cnns' or '02'; a `ConfigError` naming `option` otherwise."
+    matches = [s for s in STEPS if name in (s, s.split('_', 1)[1]) or s.startswith(name)]
+    if len(matches) != 1: raise ConfigError(f"{option} {name}: use one of {', '.join(STEPS)}")
+    return matches[0]
+
+def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=True, log=print, until:str|None=None) -> dict:
+    "Run the steps of the series over `run_dir` in order, skipping finished ones (unless `force` or at/after `start`); stop after `until`."
     run = Run(Path(run_dir).resolve())
     rd, key = run.path, _digest({k: v for k, v in run.params.items() if k != 'gpus'})   # results do not depend on how many processes made them
-    if start is not None and start not in STEPS:
-        matches = [s for s in STEPS if s.split('_', 1)[1] == start or s.startswith(start)]
-        if len(matches) != 1: raise ConfigError(f"--from {start}: use one of {', '.join(STEPS)}")
-        start = matches[0]
+    start = start and step_named(start)
+    steps = STEPS[:STEPS.index(step_named(until, '--until')) + 1] if until else STEPS
     (rd / 'executed').mkdir(exist_ok=True)
     remove_leftovers(rd)                                  # temporary files of a run that was killed
     manifest = run.manifest()
     ran = False                                           # once a step runs, the ones after it read new inputs
-    for i, step in enumerate(STEPS, 1):
+    for i, step in enumerate(steps, 1):
         redo = force or ran or (start is not None and STEPS.index(step) >= STEPS.index(start))
         done = manifest.get(step, {})
         if done.get('status') == 'done' and done.get('params') == key and not redo:

@@ -36,8 +36,8 @@ def _placements(y, scores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def delong_cov(y, scores) -> tuple[np.ndarray, np.ndarray]:
     "AUCs of the models in the rows of `scores` and the DeLong covariance matrix of those AUCs."
     auc, v10, v01 = _placements(y, scores)
-    cov = np.atleast_2d(np.cov(v10)) / v10.shape[1] + np.atleast_2d(np.cov(v01)) / v01.shape[1]
-    return auc, cov
+    part = lambda v: np.atleast_2d(np.cov(v)) / v.shape[1] if v.shape[1] > 1 else np.full((len(v), len(v)), np.nan)   # one case: no variance
+    return auc, part(v10) + part(v01)
 
 # %% ../nbs/09_stats.ipynb #bs0001
 def resample_counts(y, n_boot:int=1000, seed:int=0, stratified:bool=False) -> np.ndarray:

@@ -37,9 +37,9 @@ SMALL = ['-p', 'data.train_studies', '12', '-p', 'data.test_studies', '4', '-p',
          '-p', 'cnn.epochs', '2', '-p', 'rnn.epochs', '1', '-p', 'eval.n_boot', '20']
 
 
-def reproduce(run_dir, gpus, **kw):
+def reproduce(run_dir, gpus, *more, **kw):
     ich_nb = Path(sys.executable).parent / 'ich-nb'
-    return subprocess.Popen([ich_nb, 'reproduce', '--profile', 'smoke', '--run-dir', run_dir, '--gpus', str(gpus), *SMALL],
+    return subprocess.Popen([ich_nb, 'reproduce', '--profile', 'smoke', '--run-dir', run_dir, '--gpus', str(gpus), *SMALL, *more],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True, **kw)
 
 
@@ -48,7 +48,7 @@ def test_reproduce_in_two_processes_resumes_after_a_kill_and_matches_one(tmp_pat
     import signal, time
     import numpy as np
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
-    one = reproduce(tmp_path / 'one', 1, env=env)
+    one = reproduce(tmp_path / 'one', 1, '--until', '02_cnns', env=env)     # the CNNs in one process: what two must match
     out = one.communicate(timeout=900)[0]
     assert one.returncode == 0, out[-3000:]
     two = reproduce(tmp_path / 'two', 2, env=env)

@@ -42,6 +42,13 @@ def site(tmp_path_factory):
     return tmp / 'site', tmp / 'refrun'
 
 
+def test_nbdev_processes_every_notebook(site):
+    "Every step of nbdev_docs before quarto's ran on the notebooks (quarto itself is not installable here)."
+    proc = ROOT / '_proc'
+    assert {p.name for p in (ROOT / 'nbs').glob('*.ipynb')} <= {p.name for p in proc.glob('*.ipynb')}
+    assert (proc / '_quarto.yml').exists() and (proc / 'sidebar.yml').exists()
+
+
 def test_site_has_every_page(site):
     out, run = site
     pages = {str(p.relative_to(out)) for p in out.rglob('*.html')}

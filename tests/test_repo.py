@@ -1,5 +1,5 @@
 "The repository's promises: the README's two commands, README in step with nbs/index.ipynb, the docs build, the CLI, no unsafe loading."
-import re, shutil, subprocess, sys
+import re, subprocess, sys
 from pathlib import Path
 
 import ich_nb
@@ -22,19 +22,6 @@ def test_readme_is_made_from_index(tmp_path):
         "README.md is out of step with nbs/index.ipynb: run `make readme`"
     for png in (tmp_path / 'README_files').iterdir():
         assert png.read_bytes() == (ROOT / 'README_files' / png.name).read_bytes()
-
-
-def test_docs_build_without_quarto(tmp_path):
-    "Every step of nbdev_docs before quarto's runs on the notebooks (quarto itself is not installable here)."
-    if shutil.which('quarto'):
-        import pytest; pytest.skip('quarto is installed: `make docs` builds the full site')
-    proc = ROOT / '_proc'
-    shutil.rmtree(proc, ignore_errors=True)
-    r = subprocess.run([sys.executable, 'tools/docs.py'], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr[-3000:]
-    nbs = {p.name for p in (ROOT / 'nbs').glob('*.ipynb')}
-    assert nbs and nbs <= {p.name for p in proc.glob('*.ipynb')}
-    assert (proc / '_quarto.yml').exists() and (proc / 'sidebar.yml').exists()
 
 
 def test_cli_version_and_help():
