@@ -106,6 +106,8 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
         assert (run / f).stat().st_size > 500, f
     assert sorted(p.name for p in (run / 'executed').iterdir()) == [f'{s}.ipynb' for s in ['01_data', '02_cnns', '03_rnns', '04_evaluate', '05_explain']]
     for line in ['CNNens-RNN', 'Report:']: assert line in r.stdout
+    timing = pd.read_csv(run / 'tables' / 'inference_cnns.csv').set_index('model').seconds_per_slice
+    assert sorted(timing.index) == ['CNN', 'CNNslc', 'CNNwdw'] and (timing > 0).all()     # CNN's time, from the killed try, kept
     assert all(len(v) == 64 for s in manifest.values() for k, v in s['produced'].items() if not k.startswith('models/'))
 
     # triage with the trained run: a phantom test study gives what the run itself computed for it
