@@ -92,7 +92,7 @@ def scan_headers(files, cache=None, workers:int=2, progress:bool=True, pool=None
 # %% ../nbs/04_data.ipynb #sh06
 def skipped(df:pd.DataFrame) -> pd.Series:
     "How many files were skipped, by reason."
-    return df.error.dropna().str.split(r'[(:;]').str[0].str.strip().value_counts()
+    return df.error.dropna().astype(str).str.split(r'[(:;]').str[0].str.strip().value_counts()   # an empty table reads as numbers
 
 # %% ../nbs/04_data.ipynb #89ac7344
 SLICE_COLUMNS = ['study_id', 'series_id', 'patient_id', 'sop_uid', 'path', 'z', 'slice_idx', 'n_slices']

@@ -21,7 +21,7 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 import ich_nb
-from .data import study_scores
+from .data import skipped as files_skipped, study_scores
 from .files import atomic_path, write_csv, write_text
 from .labels import CLASSES, CQ500_CODES
 from .run import CNN_MODEL, MODELS, Run, list_profiles, load_profile, profile_file
@@ -280,9 +280,10 @@ def table_s2(headers:dict) -> pd.DataFrame:
 # %% ../nbs/13_report.ipynb #lo0002
 def left_out(skipped:dict, excluded:pd.DataFrame) -> pd.DataFrame:
     "Files, studies and series left out of the data, by dataset and reason ({dataset: skipped table}, the excluded series table)."
-    rows = [(name, err.split('(')[0].split(':')[0].split(';')[0].strip()) for name, t in skipped.items() for err in t.error]
-    rows += [('test and training', f"series not cached: {r.split(': ', 1)[-1].split(' (')[0]}") for r in excluded.reason]
-    out = pd.DataFrame(rows, columns=['data', 'reason']).value_counts(sort=False).rename('left out').reset_index()
+    series = pd.Series([f"series not cached: {r.split(': ', 1)[-1].split(' (')[0]}" for r in excluded.reason], dtype=str).value_counts()
+    counts = {**{name: files_skipped(t) for name, t in skipped.items()}, 'test and training': series}   # files_skipped: the reasons as indexing says them
+    out = pd.concat([c.rename('left out').rename_axis('reason').reset_index().assign(data=name) for name, c in counts.items()])
+    out = out[out['left out'] > 0][['data', 'reason', 'left out']].reset_index(drop=True)
     return out if len(out) else pd.DataFrame({'data': ['all'], 'reason': ['nothing left out'], 'left out': [0]})
 
 # %% ../nbs/13_report.ipynb #tb000011
