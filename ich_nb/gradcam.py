@@ -17,16 +17,18 @@ from .labels import CLASSES
 __all__ = ['default_layer', 'grad_cam', 'overlay', 'localisation', 'baseline_maps']
 
 # %% ../nbs/10_gradcam.ipynb #1dab4b75
-def default_layer(model:nn.Module) -> nn.Module:
-    "The last block of the backbone's final stage (`layer4[-1]` for ResNet/ResNeXt), from timm's feature info."
-    stage = model.get_submodule(model.feature_info[-1]['module'])
-    return stage[-1] if isinstance(stage, nn.Sequential) else stage
+def default_layer(model:nn.Module, stage:int=-1) -> nn.Module:
+    "The last block of the backbone's final stage (`layer4[-1]` for ResNet/ResNeXt), or of stage `stage` counted from the end, from timm's feature info."
+    info = model.feature_info
+    if not -len(info) <= stage <= -1: raise ValueError(f"stage {stage}: this backbone has stages -1 (the final) to -{len(info)}")
+    block = model.get_submodule(info[stage]['module'])
+    return block[-1] if isinstance(block, nn.Sequential) else block
 
 # %% ../nbs/10_gradcam.ipynb #7b1b40d4
-def grad_cam(model:nn.Module, x:torch.Tensor, cls:int|str=0, layer:nn.Module|None=None) -> tuple[np.ndarray, np.ndarray]:
-    "Grad-CAM maps (batch, h, w) in [0, 1] at input size for class `cls`, and the model's probabilities (batch, classes)."
+def grad_cam(model:nn.Module, x:torch.Tensor, cls:int|str=0, layer:nn.Module|int|None=None) -> tuple[np.ndarray, np.ndarray]:
+    "Grad-CAM maps (batch, h, w) in [0, 1] at input size for class `cls` from `layer` (a module, or a stage as `default_layer` counts), and the model's probabilities (batch, classes)."
     k = list(CLASSES).index(cls) if isinstance(cls, str) else cls
-    layer = layer or default_layer(model)
+    layer = layer if isinstance(layer, nn.Module) else default_layer(model, -1 if layer is None else layer)
     store = {}
     hook = layer.register_forward_hook(lambda m, i, o: store.__setitem__('a', o))
     was_training = model.training

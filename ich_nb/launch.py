@@ -42,7 +42,8 @@ def train_cnn(run:Run, pipeline:str) -> Learner:
     "Train `pipeline`'s CNN in `run` to the profile's epochs (from its last checkpoint), in this process or as one of several."
     c = run.params['cnn']
     learn = run_learner(run, pipeline, max(num_distrib(), 1))
-    return fit_resumable(learn, c['epochs'], c['lr'], run.path / 'models', cnn_checkpoint(pipeline), seed=run.params['seed'])
+    return fit_resumable(learn, c['epochs'], c['lr'], run.path / 'models', cnn_checkpoint(pipeline), seed=run.params['seed'],
+                         schedule=c['schedule'])
 
 # %% ../nbs/18_launch.ipynb #ln000010
 def score_cnn(run:Run, pipeline:str, learn:Learner|None=None, part:int=0, parts:int=1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -48,7 +48,7 @@ def list_profiles() -> dict:
     return {f.stem: f.read_text().splitlines()[0].lstrip('# ') for f in sorted(PROFILES.glob('*.yaml'))}
 
 # %% ../nbs/11_run.ipynb #pf0003
-OPTIONAL = {'image.cache_size': None, 'gpus': 1}  # keys a profile may leave out, and their values then
+OPTIONAL = {'image.cache_size': None, 'gpus': 1, 'cnn.schedule': 'constant', 'eval.gradcam_stage': -1}  # keys a profile may leave out, and their values then
 SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
     'data': {'source': {'phantom', 'real'}, 'data_dir': (str, None), 'train_studies': (int, None), 'test_studies': (int, None),
              'matrix': (int, None), 'prevalence': (float, None), 'reader_error': (float, None), 'test_series': {'all', 'one'}},
@@ -56,9 +56,9 @@ SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
     'image': {'size': (int,), 'cache_size': (int, None), 'cache_format': {'npy', 'png'}, 'crop': (bool,),
               'normalise': {'imagenet', 'authors'}},
     'cnn': {'arch': (str,), 'pretrained': (bool, str), 'epochs': (int,), 'lr': (float,), 'batch_size': (int,),
-            'augment': {'paper', 'authors'}, 'keep': {'last', 'best_valid_loss'}},
+            'augment': {'paper', 'authors'}, 'keep': {'last', 'best_valid_loss'}, 'schedule': {'constant', 'one_cycle'}},
     'rnn': {'hidden': (int,), 'epochs': (int,), 'lr': (float,), 'lr_decay': (float,), 'batch_size': (int,), 'ensemble': {'mean', 'concat'}},
-    'eval': {'ci': {'bootstrap', 'delong'}, 'n_boot': (int,)},
+    'eval': {'ci': {'bootstrap', 'delong'}, 'n_boot': (int,), 'gradcam_stage': (int,)},
     'seed': (int,), 'workers': (int,), 'gpus': (int,)}
 
 # %% ../nbs/11_run.ipynb #6291b261
@@ -79,7 +79,8 @@ def _check(value, allowed, key):
     raise ConfigError(f"{key} is {value!r} ({type(value).__name__}); it must be {' or '.join(t.__name__ for t in allowed if t)}")
 
 RANGES = [('split.valid_pct', 0.05, 0.5), ('data.prevalence', 0.05, 0.95), ('data.reader_error', 0., 0.5), ('data.matrix', 32, 1024),
-          ('seed', 0, 2**32 - 1), ('workers', 1, 256), ('gpus', 1, 1024), ('rnn.lr_decay', 0.01, 1.), ('eval.n_boot', 10, 100_000)]
+          ('seed', 0, 2**32 - 1), ('workers', 1, 256), ('gpus', 1, 1024), ('rnn.lr_decay', 0.01, 1.), ('eval.n_boot', 10, 100_000),
+          ('eval.gradcam_stage', -4, -1)]
 
 def _check_arch(arch:str):
     "A backbone timm can make, or a `ConfigError` naming close ones."

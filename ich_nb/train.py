@@ -14,6 +14,7 @@ import torch.nn.functional as F
 with warnings.catch_warnings():      # fastai 2.8.7 scripts functions with torch.jit as it is imported, which torch 2.14 deprecates
     warnings.filterwarnings('ignore', '`torch.jit.script` is deprecated', FutureWarning)
     import fastai.layers
+import fastai.callback.schedule                                     # adds Learner.fit_one_cycle
 from fastai.distributed import DistributedDL, DistributedTrainer, num_distrib, rank_distrib
 from fastai.learner import Callback, Learner
 from fastai.optimizer import Adam, OptimWrapper
@@ -25,8 +26,8 @@ from .run import checkpoint_path, last_checkpoint, read_losses
 from .labels import CLASSES
 
 # %% auto #0
-__all__ = ['paper_adam', 'WeightedBCE', 'fused_adam', 'EpochSeed', 'EpochCheckpoint', 'CheckpointError', 'read_checkpoint',
-           'fit_resumable', 'device_name', 'ShardedDL', 'DistributedTraining']
+__all__ = ['paper_adam', 'SCHEDULES', 'WeightedBCE', 'fused_adam', 'EpochSeed', 'EpochCheckpoint', 'CheckpointError',
+           'read_checkpoint', 'fit_resumable', 'device_name', 'ShardedDL', 'DistributedTraining']
 
 # %% ../nbs/06_train.ipynb #5143f5a0
 class WeightedBCE(nn.Module):
@@ -60,6 +61,13 @@ class EpochSeed(Callback):
         getattr(dl, 'dl', dl).rng = random.Random(s)           # under DDP the loader is wrapped
 
 # %% ../nbs/06_train.ipynb #tr000006
+def _plain(x):
+    "`x` with numpy numbers made Python numbers, in nested dicts, lists and tuples (tensors as they are)."
+    if isinstance(x, dict): return {k: _plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)): return type(x)(_plain(v) for v in x)
+    if isinstance(x, (np.generic, np.ndarray)) and np.ndim(x) == 0: return x.item()
+    return x
+
 class EpochCheckpoint(Callback):
     "Save model and optimiser after every epoch as `{name}_epoch{k}.pth`, plain tensors only, written atomically; log the epoch's losses."
     order = 70                                                    # after the Recorder (50) has the epoch's losses
@@ -71,6 +79,7 @@ class EpochCheckpoint(Callback):
         self.folder.mkdir(parents=True, exist_ok=True)
         opt = self.opt.state_dict()                                   # PyTorch's is plain already; fastai's holds `L`s
         if not isinstance(self.opt, OptimWrapper): opt = dict(state=list(opt['state']), hypers=[dict(h) for h in opt['hypers']])
+        opt = _plain(opt)                                             # a schedule sets rates as numpy numbers, which `weights_only` refuses
         state = dict(model=get_model(self.model).state_dict(), epoch=self.epoch, opt=opt)
         with atomic_path(checkpoint_path(self.folder, self.fname, self.epoch)) as tmp: torch.save(state, tmp)
         values = self.learn.recorder.values[-1] if self.learn.recorder.values else []
@@ -95,8 +104,11 @@ def read_checkpoint(path, device='cpu') -> dict:
     return state
 
 # %% ../nbs/06_train.ipynb #tr000009
-def fit_resumable(learn:Learner, epochs:int, lr:float, folder, name:str, seed:int=0, cbs=()) -> Learner:
-    "Train `epochs` epochs at constant `lr`, checkpointing each epoch, resuming from the last checkpoint in `folder`."
+SCHEDULES = ('constant', 'one_cycle')
+
+def fit_resumable(learn:Learner, epochs:int, lr:float, folder, name:str, seed:int=0, cbs=(), schedule:str='constant') -> Learner:
+    "Train `epochs` epochs at `lr` (constant, or the peak of a one-cycle schedule), checkpointing each epoch, resuming from the last checkpoint in `folder`."
+    if schedule not in SCHEDULES: raise ValueError(f"unknown schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
     path, done = last_checkpoint(folder, name)
     if path is not None:
         dev = getattr(learn.dls, 'device', None) or 'cpu'               # the optimiser's state goes where its parameters train
@@ -111,7 +123,8 @@ def fit_resumable(learn:Learner, epochs:int, lr:float, folder, name:str, seed:in
         learn.opt.load_state_dict(state['opt'])
     if done + 1 >= epochs: return learn
     if num_distrib() > 1: cbs = [*cbs, DistributedTraining(sync_bn=False, cpu=not torch.cuda.is_available())]
-    learn.fit(epochs, lr, start_epoch=done + 1, cbs=[EpochSeed(seed), EpochCheckpoint(folder, name), *cbs])
+    fit = learn.fit_one_cycle if schedule == 'one_cycle' else learn.fit     # one-cycle's rate follows the epoch, so a resumed run picks it up where it was
+    fit(epochs, lr, start_epoch=done + 1, cbs=[EpochSeed(seed), EpochCheckpoint(folder, name), *cbs])
     return learn
 
 # %% ../nbs/06_train.ipynb #dn0002

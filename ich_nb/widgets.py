@@ -250,11 +250,11 @@ def colour_bar(height:int=SIDE, cmap:str='jet') -> np.ndarray:
     return np.asarray(pil)
 
 # %% ../nbs/14_widgets.ipynb #a75de851
-def slice_cam(net, x:torch.Tensor, cls:str) -> np.ndarray:
-    "The Grad-CAM map (h, w) of one slice `x` (1, 3, h, w) for `cls`, on one CPU thread: for a single image that is quicker, and it does not wait on busy cores."
+def slice_cam(net, x:torch.Tensor, cls:str, stage:int=-1) -> np.ndarray:
+    "The Grad-CAM map (h, w) of one slice `x` (1, 3, h, w) for `cls` from backbone stage `stage`, on one CPU thread: for a single image that is quicker, and it does not wait on busy cores."
     n = torch.get_num_threads()
     torch.set_num_threads(1)
-    try: return grad_cam(net, x, cls)[0][0]
+    try: return grad_cam(net, x, cls, layer=stage)[0][0]
     finally: torch.set_num_threads(n)
 
 # %% ../nbs/14_widgets.ipynb #1fbf8e11
@@ -345,7 +345,7 @@ class HeatmapExplorer:
         "Redraw the current slice with the heatmap of the current class."
         if self._quiet: return
         c, k, t = self.cls.value, self.slice.value, time.perf_counter()
-        if (c, k) not in self._cams: self._cams[c, k] = slice_cam(self.net, self._x[k:k + 1], c)
+        if (c, k) not in self._cams: self._cams[c, k] = slice_cam(self.net, self._x[k:k + 1], c, self.params['eval']['gradcam_stage'])
         self.shown = dict(slice=self._brain[k], heatmap=heat_picture(self._brain[k], self._cams[c, k], self._masks[k], self.alpha.value))
         for name, a in self.shown.items(): self.images[name].value = png(enlarge(a, self.side))
         self.heading.value = f'<div style="{ONE_LINE}"><b>Grad-CAM, {CLASSES[c]}</b>: slice p = {self._probs[k, list(CLASSES).index(c)]:.2f}</div>'

@@ -61,21 +61,22 @@ class StopAt(Callback):
         if (self.epoch, self.iter) == self.at: raise KeyboardInterrupt
 
 
-def train(root, slices, folder, stop=None, fused=False):
+def train(root, slices, folder, stop=None, fused=False, schedule='constant'):
     torch.manual_seed(0)
     learn = cnn_learner(slice_dls(slices, root / 'cache', 'wdw', bs=16), 'resnet10t', fused=fused)
-    fit_resumable(learn, 3, 1e-3, folder, 'cnn', seed=7, cbs=[StopAt(*stop)] if stop else [])
+    fit_resumable(learn, 3, 1e-3, folder, 'cnn', seed=7, cbs=[StopAt(*stop)] if stop else [], schedule=schedule)
     return learn
 
 
+@pytest.mark.parametrize('schedule', ['constant', 'one_cycle'])
 @pytest.mark.parametrize('fused', [False, True], ids=['fastai Adam', 'fused Adam'])
-def test_resume_after_an_interrupted_epoch_gives_the_same_weights(tiny, tmp_path, fused):
+def test_resume_after_an_interrupted_epoch_gives_the_same_weights(tiny, tmp_path, fused, schedule):
     root, slices = tiny
-    whole = train(root, slices, tmp_path / 'whole', fused=fused)
+    whole = train(root, slices, tmp_path / 'whole', fused=fused, schedule=schedule)
     with pytest.raises(KeyboardInterrupt):
-        train(root, slices, tmp_path / 'cut', stop=(1, 3), fused=fused)    # killed inside epoch 1
+        train(root, slices, tmp_path / 'cut', stop=(1, 3), fused=fused, schedule=schedule)    # killed inside epoch 1
     assert last_checkpoint(tmp_path / 'cut', 'cnn')[1] == 0
-    resumed = train(root, slices, tmp_path / 'cut', fused=fused)            # a new process would start like this
+    resumed = train(root, slices, tmp_path / 'cut', fused=fused, schedule=schedule)         # a new process would start like this
     for (k, a), b in zip(whole.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), k
     state = torch.load(last_checkpoint(tmp_path / 'cut', 'cnn')[0], weights_only=True)
