@@ -198,10 +198,15 @@ def model_spec(name:str) -> Model:
 
 # %% ../nbs/11_run.ipynb #661e6248
 def _read_params(f:Path) -> dict:
-    "A run's params.yaml; one written before `image.cache_size` existed cached at `image.size`, before `gpus`, in one process."
+    "A run's params.yaml; one written before `image.cache_size` existed cached at `image.size`; a key added later (`OPTIONAL`) takes its default."
     params = yaml.safe_load(f.read_text())
+    if not isinstance(params, dict): return params
     if isinstance(params.get('image'), dict): params['image'].setdefault('cache_size', params['image'].get('size'))
-    if isinstance(params, dict): params.setdefault('gpus', 1)
+    for key, value in OPTIONAL.items():
+        *secs, k = key.split('.')
+        node = params
+        for sec in secs: node = node.get(sec) if isinstance(node, dict) else None
+        if isinstance(node, dict): node.setdefault(k, value)
     return params
 
 RESULTS = ('executed', 'executed_html', 'models', 'preds', 'tables', 'figures', 'cache', 'manifest.json', 'metrics.json', 'report.html', 'thresholds.json')

@@ -81,6 +81,38 @@ def test_notebooks_are_lean():
                     if k.startswith('image/'): assert len(v) < 400_000, f'{p.name}: one {k} of {len(v) // 1000} kB'
 
 
+def test_licensed_pictures_are_drawn_at_build_time_only(site):
+    "Cells marked `#| build-time: true` (real CQ500 pictures) store nothing; the site draws them, or says why it could not."
+    out, _ = site
+    marked = {}
+    for p in sorted((ROOT / 'nbs').rglob('*.ipynb')):
+        for c in nbformat.read(p, as_version=4).cells:
+            if c.cell_type == 'code' and c.source.startswith('#| build-time: true'):
+                assert not c.outputs, f'{p.name}: a build-time cell stores its outputs (clear them: they may not be shared)'
+                marked.setdefault(p.stem, 0); marked[p.stem] += 1
+    assert {'00_dicom', '03_phantom'} <= set(marked), marked
+    for page in ('dicom.html', 'phantom.html'):
+        text = (out / page).read_text()
+        assert 'not drawn here' not in text, f'{page}: a build-time picture failed: ' + text[text.index('not drawn here'):][:300]
+    assert (out / 'dicom.html').read_text().count('data:image/png;base64') >= 1           # 00_dicom stores no picture of its own
+
+
+def test_a_kept_reference_run_is_the_site_s_default(tmp_path):
+    "`tools/reference_run.py` keeps a run small and without machine paths; `tools/docs.py` shows it when no runs/ folder does."
+    sys.path.insert(0, str(ROOT / 'tools'))
+    import docs, reference_run
+    kept = ROOT / 'docs' / 'reference_run'
+    if not kept.is_dir(): pytest.skip('no reference run is kept in docs/reference_run (tools/reference_run.py RUN keeps one)')
+    files = [p for p in kept.rglob('*') if p.is_file()]
+    assert sum(p.stat().st_size for p in files) < 4_000_000, 'the kept run is over 4 MB'
+    assert {p.name for p in (kept / 'executed').glob('*.ipynb')} == {p.name for p in (ROOT / 'nbs' / 'paper').glob('*.ipynb')}
+    for p in files:
+        assert not re.search(r'/(tmp|work|home|root|Users)/', p.read_text(errors='replace')), f'{p.name} holds a machine path'
+    assert reference_run.PLOTLY_PLACEHOLDER in (kept / 'report.html').read_text()
+    if not any((ROOT / 'runs' / n / 'executed').is_dir() for n in ('workshop', 'smoke')):
+        assert docs.find_run(None) == kept and docs.run_name(kept) == 'workshop'
+
+
 def test_pages_render_in_a_browser(site):
     "Each page loads in Chromium with no script error; images have pixels, plotly figures draw, internal links exist."
     if not CHROMIUM.exists(): pytest.skip('Debian chromium is not installed (apt-get install chromium; .ci/run does it)')

@@ -7,8 +7,9 @@ the benchmarks.
     python tools/docs.py [--run runs/workshop] [--out _docs] [--no-proc]
 
 `--run`: a run folder whose executed notebooks (`executed/*.ipynb`) and report.html the site shows
-for the paper series (default: the first of runs/workshop, runs/smoke that holds them; none: the
-series is shown unexecuted, with a note)."""
+for the paper series (default: the first of runs/workshop, runs/smoke and docs/reference_run — the
+kept workshop run, see tools/reference_run.py — that holds them; none: the series is shown
+unexecuted, with a note)."""
 import argparse, html, json, os, re, shutil, sys, time
 from pathlib import Path
 
@@ -98,6 +99,33 @@ def directives(src:str) -> tuple[dict, str]:
         k, _, v = lines.pop(0)[2:].strip().partition(':')
         d[k.strip()] = v.strip() or True
     return d, '\n'.join(lines)
+
+
+BUILD_TIME = 'build-time'   # `#| build-time: true`: a self-contained cell whose pictures are drawn when the site is built, never stored
+
+
+def build_time_cells(nb) -> list:
+    "The code cells of `nb` marked `#| build-time: true`."
+    return [c for c in nb.cells if c.cell_type == 'code' and directives(c.source)[0].get(BUILD_TIME)]
+
+
+def render_build_time(nb, cwd:Path) -> int:
+    "Run `nb`'s build-time cells, in order, in one fresh kernel in `cwd`, and keep their outputs there; a cell that fails says why."
+    cells = build_time_cells(nb)
+    if not cells: return 0
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    run = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(directives(c.source)[1]) for c in cells])
+    run.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
+    try: NotebookClient(run, timeout=300, resources={'metadata': {'path': str(cwd)}}, allow_errors=True).execute()
+    except CellExecutionError: pass
+    for c, done in zip(cells, run.cells):
+        err = [o for o in done.outputs if o.output_type == 'error']
+        c.outputs = [o for o in done.outputs if o.output_type != 'error' and not (o.output_type == 'stream' and o.name == 'stderr')]
+        if err: c.outputs = [nbformat.v4.new_output('display_data', data={'text/html':
+            f'<p class="note">Drawn when the site is built, from data on the building machine; not drawn here '
+            f'({html.escape(err[0].ename)}: {html.escape(err[0].evalue)}).</p>'})]
+    return len(cells)
 
 
 def plotly_html(fig:dict, i:int) -> str:
@@ -196,10 +224,18 @@ def rewrite_links(page_html:str, page:str, out_of:dict, doc_url:str) -> str:
     return re.sub(r'(href)="([^"]*)"', fix, page_html)
 
 
+REFERENCE = ROOT / 'docs' / 'reference_run'     # a workshop run's series and report, kept by tools/reference_run.py
+
+
 def find_run(arg):
-    "The reference run folder: the one given, else the first of runs/workshop, runs/smoke with executed notebooks."
+    "The reference run folder: the one given, else the first of runs/workshop, runs/smoke, docs/reference_run with executed notebooks."
     if arg: return Path(arg) if str(arg).lower() != 'none' else None
-    return next((p for p in (ROOT / 'runs' / 'workshop', ROOT / 'runs' / 'smoke') if (p / 'executed').is_dir()), None)
+    return next((p for p in (ROOT / 'runs' / 'workshop', ROOT / 'runs' / 'smoke', REFERENCE) if (p / 'executed').is_dir()), None)
+
+
+def run_name(run:Path) -> str:
+    "How the site names a reference run: runs/<name>."
+    return (run / 'NAME').read_text().strip() if (run / 'NAME').is_file() else run.name
 
 
 def extra_page(title:str, markdown:str, html_table:str|None=None):
@@ -224,6 +260,7 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
     nbs, out_of, titles = {}, {}, {}
     for s in srcs:
         nb = nbformat.read(executed.get(s, proc / s), as_version=4)
+        if s not in executed: render_build_time(nb, ROOT / 'nbs' / Path(s).parent)
         fm = front_matter(nbformat.read(proc / s, as_version=4)) if s in executed else front_matter(nb)
         desc, rest = title_cell(nbformat.read(ROOT / 'nbs' / s, as_version=4)) if (ROOT / 'nbs' / s).exists() else (None, '')
         fm['description'] = desc or fm.get('description')
@@ -234,7 +271,7 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
     extras = {'ledger.html': 'Deviation ledger', 'benchmarks.html': 'Benchmarks'}
     groups = [(sec, [out_of[p] for p in ps if p in out_of]) for sec, ps in groups]
     groups.append(('results', (['paper/report.html'] if run and (run / 'report.html').exists() else []) + list(extras)))
-    titles |= extras | {'paper/report.html': f'Report of the reference run ({run.name})' if run else ''}
+    titles |= extras | {'paper/report.html': f'Report of the reference run ({run_name(run)})' if run else ''}
     out_of |= {'BENCHMARKS.md': 'benchmarks.html', '../BENCHMARKS.md': 'benchmarks.html'}
     out_of |= {f'paper/executed_html/{Path(s).stem}.html': p for s, p in list(out_of.items()) if s.startswith('paper/')}
     cfg = Config({'TagRemovePreprocessor': {'enabled': True, 'remove_input_tags': {'remove_input'}}})
@@ -242,7 +279,7 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
                             exclude_input_prompt=True, exclude_output_prompt=True,
                             extra_loaders=[jinja2.DictLoader({'site.html.j2': TEMPLATE})])
     exporter.register_preprocessor(TagRemovePreprocessor(config=cfg), enabled=True)
-    subs = {str(run.resolve()): f'runs/{run.name}', str(run): f'runs/{run.name}'} if run else {}
+    subs = {str(run.resolve()): f'runs/{run_name(run)}', str(run): f'runs/{run_name(run)}'} if run else {}
     subs[str(ROOT) + '/'] = ''
     if out.exists(): shutil.rmtree(out)
     (out / 'assets').mkdir(parents=True)
@@ -261,7 +298,7 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
     for s, (nb, fm, page) in nbs.items():
         note = None
         if s.startswith('paper/'):
-            note = (f'Executed by the reference run <code>runs/{run.name}</code>.' if s in executed else
+            note = (f'Executed by the reference run <code>runs/{run_name(run)}</code> (its report: <a href="report.html">report.html</a>).' if s in executed else
                     'Not executed for this site: build it with <code>make docs DOCS_RUN=runs/workshop</code> after '
                     '<code>ich-nb reproduce --profile workshop --run-dir runs/workshop</code> to see the results.')
         uses = prepare(nb, titles[page], fm.get('description'), subs, note)
@@ -274,7 +311,8 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
           'ledger.html', ROOT, False)
     write(extra_page(extras['benchmarks.html'], (ROOT / 'BENCHMARKS.md').read_text()), 'benchmarks.html', ROOT, False)
     if run and (run / 'report.html').exists():
-        (out / 'paper' / 'report.html').write_text(rewrite_links((run / 'report.html').read_text(), 'paper/report.html', out_of, doc_url))
+        report = (run / 'report.html').read_text().replace('<script src="PLOTLY_JS"></script>', '<script src="../assets/plotly.min.js"></script>')
+        (out / 'paper' / 'report.html').write_text(rewrite_links(report, 'paper/report.html', out_of, doc_url))
         pages.append('paper/report.html')
     (out / '.nojekyll').touch()
     return pages

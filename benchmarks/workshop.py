@@ -1,0 +1,117 @@
+"""How the workshop profile was chosen: CNNwdw trained with the paper's constant rate against the one-cycle
+schedule the workshop uses, and Grad-CAM's pointing game by backbone stage.
+
+    .venv/bin/python benchmarks/workshop.py schedule --run-dir RUN [--epochs 4]
+    .venv/bin/python benchmarks/workshop.py gradcam --run-dir RUN
+    .venv/bin/python benchmarks/workshop.py shift --run-dir RUN
+
+`schedule` needs a workshop run folder past 01_data (`ich-nb reproduce --profile workshop --until 01_data`);
+it trains CNNwdw twice on that run's slices (nothing of the run is changed) and scores its validation
+studies and the test studies: study AUC (any) = the maximum over a study's slices, as the run scores.
+`gradcam` needs a finished workshop run: its CNNwdw's heatmaps from each stage, on up to 60 test slices
+per subtype, against a centred blob and random maps (`gradcam.localisation`, tolerance 2 px).
+`shift` asks how much of the site shift is the scanners' calibration: a finished run's CNNwdw scores
+the test site's series with their HU moved down (towards the training site's calibration) and the
+validation series moved up, each study by its highest slice.
+"""
+import argparse, tempfile, time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import roc_auc_score
+
+from ich_nb.cnn import predict_slices
+from ich_nb.gradcam import baseline_maps, grad_cam, localisation
+from ich_nb.labels import SUBTYPES
+from ich_nb.launch import run_learner
+from ich_nb.phantom import read_masks
+from ich_nb.cache import _series_path
+from ich_nb.predict import _cnn_outputs, load_cnn, slice_inputs
+from ich_nb.run import Run
+from ich_nb.train import fit_resumable
+
+
+def study_auc(run:Run, learn, split:str) -> tuple[float, int]:
+    "AUC (any) of `learn` on `split`'s studies, a study scored by its highest slice."
+    slices, studies = run.table('slices'), run.table('studies').set_index('study_id')
+    s = slices[slices.split == split]
+    probs, _ = predict_slices(learn, s, run.cache, 'wdw', run.params['image']['cache_format'], crop=run.params['image']['size'])
+    p = pd.Series(probs[:, 0], index=s.study_id).groupby(level=0).max()
+    return roc_auc_score(studies.loc[p.index, 'any'], p), len(p)
+
+
+def schedule(run_dir, epochs:int):
+    run = Run(run_dir)
+    print(f"CNNwdw ({run.params['cnn']['arch']}, {run.params['image']['size']} px, {epochs} epochs) on {run_dir}, "
+          f"{torch.get_num_threads()} torch threads")
+    rows = []
+    for name, sched, lr in (('the paper: constant rate (baseline)', 'constant', 1e-3), ('workshop: one-cycle', 'one_cycle', 1e-2)):
+        learn = run_learner(run, 'wdw')
+        t = time.perf_counter()
+        with learn.no_bar(), learn.no_logging():
+            fit_resumable(learn, epochs, lr, Path(tempfile.mkdtemp()), 'wdw', seed=run.params['seed'], schedule=sched)
+        secs = time.perf_counter() - t
+        (va, nv), (te, nt) = study_auc(run, learn, 'valid'), study_auc(run, learn, 'test')
+        rows.append(dict(training=name, lr=lr, seconds=round(secs), valid_auc=round(va, 3), test_auc=round(te, 3)))
+        print(f"  {name:38s} lr {lr:g}: {secs:5.0f} s; AUC (any) validation {va:.3f} ({nv} studies), test {te:.3f} ({nt} studies)", flush=True)
+    d = pd.DataFrame(rows)
+    print(f"one-cycle against the baseline: test AUC {d.test_auc[1] - d.test_auc[0]:+.3f}, time {d.seconds[1] / d.seconds[0]:.2f}x")
+
+
+def gradcam(run_dir, per_subtype:int=60):
+    run = Run(run_dir)
+    model, size = load_cnn(run, 'wdw', fold=False), run.params['image']['size']
+    slices = run.table('slices')
+    test = slices[slices.split == 'test']
+    masks = {}
+    for f in (run.data('test') / 'masks').glob('*.npz'):
+        sops, m = read_masks(f); masks.update(zip(sops, m))
+    test = test[test.sop_uid.isin(masks)]
+    stages = range(-1, -len(model.feature_info), -1)
+    rows = []
+    for j, st in enumerate(SUBTYPES):
+        r = test[[masks[s][j].any() for s in test.sop_uid]]
+        if not len(r): continue
+        r = r.sample(min(len(r), per_subtype), random_state=0)
+        x, _, m = slice_inputs(run, r, 'wdw', masks=[masks[s][j] for s in r.sop_uid])
+        row = dict(subtype=st, slices=len(r))
+        for stage in stages:
+            cams = np.concatenate([grad_cam(model, x[i:i + 32], st, stage)[0] for i in range(0, len(x), 32)])
+            grid = size // model.feature_info[stage]['reduction']
+            row[f"{model.feature_info[stage]['module']} ({grid}x{grid})"] = localisation(cams, m)['pointing']
+        row['centre'] = localisation(baseline_maps(cams.shape), m)['pointing']
+        row['random'] = localisation(baseline_maps(cams.shape, 'random'), m)['pointing']
+        rows.append(row)
+    print(f"Grad-CAM pointing game of CNNwdw on {run_dir}'s test slices, by backbone stage ({size} px input):")
+    print(pd.DataFrame(rows).set_index("subtype").round(3).to_string())
+
+
+def shift(run_dir):
+    run = Run(run_dir)
+    net, p = load_cnn(run, 'wdw'), run.params
+    slices, studies = run.table('slices'), run.table('studies').set_index('study_id')
+    print(f"CNNwdw of {run_dir}, AUC (any) with every tissue pixel's HU moved by an offset (air and padding as they are):")
+    for split, offsets in (('valid', (0, 5, 10)), ('test', (0, -5, -10))):
+        s = slices[slices.split == split]
+        for off in offsets:
+            best = {}
+            for series, g in s.groupby('series_id'):
+                hu = np.load(_series_path(run.cache, series, 'npy'))
+                probs, _ = _cnn_outputs(net, np.where(hu > -1000, hu + off, hu).astype(np.int16), 'wdw', p, 'cpu')
+                best[g.study_id.iloc[0]] = max(best.get(g.study_id.iloc[0], 0.), float(probs[:, 0].max()))
+            q = pd.Series(best)
+            y = studies.loc[q.index, 'any']
+            print(f"  {split:5s} {off:+3d} HU: AUC {roc_auc_score(y, q):.3f}; mean p(any) of negative studies {q[y == 0].mean():.3f}", flush=True)
+
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('what', choices=['schedule', 'gradcam', 'shift'])
+    ap.add_argument('--run-dir', required=True)
+    ap.add_argument('--epochs', type=int, default=4)
+    a = ap.parse_args()
+    torch.set_num_threads(min(torch.get_num_threads(), 2))
+    if a.what == 'schedule': schedule(a.run_dir, a.epochs)
+    else: {'gradcam': gradcam, 'shift': shift}[a.what](a.run_dir)
