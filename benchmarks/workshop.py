@@ -4,6 +4,7 @@ schedule the workshop uses, and Grad-CAM's pointing game by backbone stage.
     .venv/bin/python benchmarks/workshop.py schedule --run-dir RUN [--epochs 4]
     .venv/bin/python benchmarks/workshop.py gradcam --run-dir RUN
     .venv/bin/python benchmarks/workshop.py shift --run-dir RUN
+    .venv/bin/python benchmarks/workshop.py real --run-dir RUN [--samples ../shared/real_samples]
 
 `schedule` needs a workshop run folder past 01_data (`ich-nb reproduce --profile workshop --until 01_data`);
 it trains CNNwdw twice on that run's slices (nothing of the run is changed) and scores its validation
@@ -13,8 +14,13 @@ per subtype, against a centred blob and random maps (`gradcam.localisation`, tol
 `shift` asks how much of the site shift is the scanners' calibration: a finished run's CNNwdw scores
 the test site's series with their HU moved down (towards the training site's calibration) and the
 validation series moved up, each study by its highest slice.
+`real` scores real head CT with a finished run's three CNNs, slice by slice: the team's RSNA series
+(ID_fff502d5, a right basal-ganglia haematoma with intraventricular extension; labelled here by
+looking, in scan order from the skull base: slices 15-22 show blood, 0-11 and 24-33 do not, the
+others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority) and
+pydicom-data's CQ500-CT-310 slice (chronic subdural, positive).
 """
-import argparse, tempfile, time
+import argparse, shutil, tempfile, time
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +94,34 @@ def gradcam(run_dir, per_subtype:int=60):
     print(pd.DataFrame(rows).set_index("subtype").round(3).to_string())
 
 
+REAL_POSITIVE, REAL_NEGATIVE = list(range(15, 23)), list(range(0, 12)) + list(range(24, 34))   # RSNA ID_fff502d5, in scan order
+
+
+def real(run_dir, samples):
+    from pydicom.data import get_testdata_file
+    from ich_nb.cache import series_entry
+    from ich_nb.data import read_study
+    from ich_nb.dicom import read_volume
+    run, samples = Run(run_dir), Path(samples)
+    one = Path(tempfile.mkdtemp()) / 'CQ500-CT-310'; one.mkdir()
+    shutil.copy(get_testdata_file('693_UNCR.dcm'), one)
+    folders = {'rsna': samples / 'rsna_series_ID_fff502d5', 'cq0': samples / 'cq500_CT-0_series_0.625mm_even_instances', 'cq310': one}
+    print(f"p(any) of {run_dir}'s CNNs on real head CT, per slice:")
+    for pipeline, name in (('raw', 'CNN'), ('wdw', 'CNNwdw'), ('slc', 'CNNslc')):
+        net, got = load_cnn(run, pipeline), {}
+        for key, folder in folders.items():
+            slices, _ = read_study(folder)                                  # in scan order
+            entry = series_entry(read_volume(slices.path, np.int16), run.params['image']['cache_size'])
+            got[key] = _cnn_outputs(net, entry, pipeline, run.params, 'cpu')[0][:, 0]
+        pos, neg = got['rsna'][REAL_POSITIVE], got['rsna'][REAL_NEGATIVE]
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg) + len(got['cq0'])), 1]
+        every = roc_auc_score(y, np.r_[pos, neg, got['cq0'], got['cq310']])
+        print(f"  {name:7s} RSNA: mean {pos.mean():.3f} on the {len(pos)} slices with blood, {neg.mean():.3f} on the {len(neg)} without "
+              f"(AUC {roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]):.3f}); CQ500-CT-0: mean "
+              f"{got['cq0'].mean():.3f}, highest {got['cq0'].max():.3f} ({len(got['cq0'])} slices); CQ500-CT-310: {got['cq310'][0]:.3f}; "
+              f"AUC over all {len(y)} slices {every:.3f}", flush=True)
+
+
 def shift(run_dir):
     run = Run(run_dir)
     net, p = load_cnn(run, 'wdw'), run.params
@@ -108,10 +142,12 @@ def shift(run_dir):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('what', choices=['schedule', 'gradcam', 'shift'])
+    ap.add_argument('what', choices=['schedule', 'gradcam', 'shift', 'real'])
+    ap.add_argument('--samples', default='../shared/real_samples', help="the team's real samples (for `real`)")
     ap.add_argument('--run-dir', required=True)
     ap.add_argument('--epochs', type=int, default=4)
     a = ap.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     if a.what == 'schedule': schedule(a.run_dir, a.epochs)
+    elif a.what == 'real': real(a.run_dir, a.samples)
     else: {'gradcam': gradcam, 'shift': shift}[a.what](a.run_dir)

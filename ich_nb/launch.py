@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from .train import fit_resumable, read_checkpoint    # first: it imports fastai without fastai's torch.jit warning
 from fastai.distributed import num_distrib, rank_distrib
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
 
 from .cnn import cnn_learner, predict_slices, slice_dls
 from .run import ConfigError, Run, cnn_checkpoint
-from .train import fit_resumable, read_checkpoint
 
 # %% auto #0
 __all__ = ['rank_batch', 'run_learner', 'train_cnn', 'score_cnn', 'rank_main', 'launch', 'fit_cnn', 'score_slices']

@@ -29,11 +29,13 @@ def brain_window(hu) -> np.ndarray:
 def show_slices(images, titles=None, ncols:int|None=None, size:float=3.):
     "Show 8-bit images (h, w) or (h, w, 3) in a grid, on the full 0-255 scale."
     n = len(images); ncols = ncols or n; nrows = -(-n // ncols)
-    _, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4 * (titles is not None)), squeeze=False)
+    lines = max((str(t).count('\n') + 1 for t in titles or [] if t), default=0)   # room above each row for its titles
+    _, axs = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + 0.22 * lines) * nrows), squeeze=False)
     for ax, im, t in zip(axs.flat, images, titles or [None] * n):
         ax.imshow(np.asarray(im), cmap='gray', vmin=0, vmax=255)
-        if t: ax.set_title(t)
+        if t: ax.set_title(t, fontsize=10)
     for ax in axs.flat: ax.axis('off')
+    plt.tight_layout()
 
 # %% ../nbs/01_windowing.ipynb #bae2b26d
 def full_range(vol) -> np.ndarray:
