@@ -59,11 +59,19 @@ def test_site_has_every_page(site):
     for p in out.rglob('*.html'):
         text = p.read_text()
         assert str(run) not in text and str(ROOT) not in text, f'{p.name} shows a machine path'
+        assert not re.search(r'/(tmp|work|home|root|Users)/', text), f'{p.name} shows a path of the machine that built it'
         assert 'skip_exec' not in text and 'cdn.plot.ly' not in text, p.name
     assert 'runs/refrun' in (out / 'paper' / 'evaluate.html').read_text()
     assert 'href="evaluate.html"' in (out / 'paper' / 'report.html').read_text()     # the report's link to its notebook
     assert 'show_doc' not in (out / 'dicom.html').read_text()          # show_doc's input hidden, its output shown
     assert '<h3 id="read_dicom"' in (out / 'dicom.html').read_text()
+    ids = {p: set(re.findall(r'\sid="([^"]+)"', p.read_text())) for p in out.rglob('*.html')}
+    broken = []
+    for p in ids:                                                   # every link to a place in a page lands on an id there
+        for href in re.findall(r'href="([^"#]*)#([^"]+)"', p.read_text()):
+            target = (p.parent / href[0]).resolve() if href[0] else p
+            if target in ids and href[1] not in ids[target]: broken.append(f'{p.relative_to(out)}: #{href[1]} in {href[0] or "itself"}')
+    assert not broken, broken[:20]
 
 
 def test_notebooks_are_lean():

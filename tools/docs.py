@@ -224,6 +224,21 @@ def rewrite_links(page_html:str, page:str, out_of:dict, doc_url:str) -> str:
     return re.sub(r'(href)="([^"]*)"', fix, page_html)
 
 
+def github_slug(text:str) -> str:
+    "A heading's anchor as GitHub and quarto make it: lower case, punctuation dropped, spaces as hyphens."
+    return re.sub(r'[^\w\- ]', '', html.unescape(text).lower()).strip().replace(' ', '-')
+
+
+def anchor_aliases(page_html:str) -> str:
+    "Each heading and definition id also under the anchor GitHub and quarto would give it, so `#configerror` and `#the-readmes-…` land."
+    have = set(re.findall(r'\sid="([^"]+)"', page_html))
+    def alias(m):
+        new = [a for a in dict.fromkeys((m[2].lower(), github_slug(m[2].replace('-', ' ')))) if a and a not in have]
+        have.update(new)
+        return ''.join(f'<span id="{html.escape(a)}"></span>' for a in new) + m[0]
+    return re.sub(r'(<h[1-6][^>]*\sid="([^"]+)")', alias, page_html)
+
+
 REFERENCE = ROOT / 'docs' / 'reference_run'     # a workshop run's series and report, kept by tools/reference_run.py
 
 
@@ -293,7 +308,7 @@ def build_site(proc:Path, out:Path, run:Path|None, doc_url:str) -> list:
                'site': {'sidebar': sidebar_html(groups, titles, page), 'root': relative('', page), 'plotly': uses_plotly}}
         body, _ = exporter.from_notebook_node(nb, resources=res)
         (out / page).parent.mkdir(parents=True, exist_ok=True)
-        (out / page).write_text(rewrite_links(body, page, out_of, doc_url))
+        (out / page).write_text(anchor_aliases(rewrite_links(body, page, out_of, doc_url)))
         pages.append(page)
     for s, (nb, fm, page) in nbs.items():
         note = None

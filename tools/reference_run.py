@@ -28,9 +28,9 @@ def _jpeg(png_b64:str) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def _local_paths(text:str, run:Path, name:str) -> str:
-    "`text` with the run folder's absolute path as runs/<name>, and no other path of this machine."
-    for p in {str(run.resolve()), str(run)}: text = text.replace(p, f'runs/{name}')
+def _local_paths(text:str, run:Path, name:str, also=()) -> str:
+    "`text` with the run folder's absolute path (and the paths in `also`: where a copied run was made) as runs/<name>, and no other path of this machine."
+    for p in sorted({str(run.resolve()), str(run), *also}, key=len, reverse=True): text = text.replace(p, f'runs/{name}')
     return re.sub(r'(/(?:tmp|work|home|root|Users)/[^\s"\'<>]*/)(?=ich_nb/|site-packages/)', '', text)
 
 
@@ -39,6 +39,8 @@ def keep(run:Path, name:str, dest:Path=DEST) -> list:
     missing = [f for f in ('report.html', 'metrics.json', 'params.yaml') if not (run / f).exists()] + \
               ([] if sorted((run / 'executed').glob('*.ipynb')) else ['executed/*.ipynb'])
     if missing: sys.exit(f"{run} is not a finished run: it lacks {', '.join(missing)}; finish it with `ich-nb reproduce` first")
+    made_in = {nbformat.read(f, as_version=4).metadata.get('papermill', {}).get('parameters', {}).get('run_dir')
+               for f in (run / 'executed').glob('*.ipynb')} - {None}   # a run copied from elsewhere names its first folder
     if dest.exists(): shutil.rmtree(dest)
     (dest / 'executed').mkdir(parents=True)
     for f in sorted((run / 'executed').glob('*.ipynb')):
@@ -51,12 +53,12 @@ def keep(run:Path, name:str, dest:Path=DEST) -> list:
                 data = o.get('data', {})
                 data.pop('application/vnd.jupyter.widget-view+json', None)
                 if len(data.get('image/png', '')) > BIG_PNG: data['image/jpeg'] = _jpeg(data.pop('image/png'))
-        (dest / 'executed' / f.name).write_text(_local_paths(nbformat.writes(nb), run, name))
+        (dest / 'executed' / f.name).write_text(_local_paths(nbformat.writes(nb), run, name, made_in))
     report = (run / 'report.html').read_text()
     if PLOTLY_BUNDLE not in report: sys.exit(f"{run / 'report.html'} does not embed this plotly's bundle: make it again with this checkout")
     report = re.sub(r'data:image/png;base64,([A-Za-z0-9+/=]{%d,})' % BIG_PNG, lambda m: 'data:image/jpeg;base64,' + _jpeg(m[1]), report)
-    (dest / 'report.html').write_text(_local_paths(report.replace(PLOTLY_BUNDLE, PLOTLY_PLACEHOLDER), run, name))
-    for f in ('metrics.json', 'params.yaml'): (dest / f).write_text(_local_paths((run / f).read_text(), run, name))
+    (dest / 'report.html').write_text(_local_paths(report.replace(PLOTLY_BUNDLE, PLOTLY_PLACEHOLDER), run, name, made_in))
+    for f in ('metrics.json', 'params.yaml'): (dest / f).write_text(_local_paths((run / f).read_text(), run, name, made_in))
     (dest / 'NAME').write_text(name + '\n')
     return sorted(p for p in dest.rglob('*') if p.is_file())
 
