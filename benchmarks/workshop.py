@@ -1,5 +1,5 @@
-"""How the workshop profile was chosen: CNNwdw trained with the paper's constant rate against the one-cycle
-schedule the workshop uses, and Grad-CAM's pointing game by backbone stage.
+"""How the workshop profile was chosen: CNNwdw trained with the paper's constant rate against a one-cycle
+schedule, Grad-CAM's pointing game by backbone stage, what the site shift is made of, real CT.
 
     .venv/bin/python benchmarks/workshop.py schedule --run-dir RUN [--epochs 4]
     .venv/bin/python benchmarks/workshop.py gradcam --run-dir RUN
@@ -8,7 +8,7 @@ schedule the workshop uses, and Grad-CAM's pointing game by backbone stage.
 
 `schedule` needs a workshop run folder past 01_data (`ich-nb reproduce --profile workshop --until 01_data`);
 it trains CNNwdw twice on that run's slices (nothing of the run is changed) and scores its validation
-studies and the test studies: study AUC (any) = the maximum over a study's slices, as the run scores.
+studies and the test studies, each study scored by its highest slice (`data.study_scores`, as the run).
 `gradcam` needs a finished workshop run: its CNNwdw's heatmaps from each stage, on up to 60 test slices
 per subtype, against a centred blob and random maps (`gradcam.localisation`, tolerance 2 px).
 `shift` asks how much of the site shift is the scanners' calibration: a finished run's CNNwdw scores
@@ -29,6 +29,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from ich_nb.cnn import predict_slices
+from ich_nb.data import study_scores
 from ich_nb.gradcam import baseline_maps, grad_cam, localisation
 from ich_nb.labels import SUBTYPES
 from ich_nb.launch import run_learner
@@ -44,7 +45,7 @@ def study_auc(run:Run, learn, split:str) -> tuple[float, int]:
     slices, studies = run.table('slices'), run.table('studies').set_index('study_id')
     s = slices[slices.split == split]
     probs, _ = predict_slices(learn, s, run.cache, 'wdw', run.params['image']['cache_format'], crop=run.params['image']['size'])
-    p = pd.Series(probs[:, 0], index=s.study_id).groupby(level=0).max()
+    p = study_scores(s, probs).set_index('study_id').p_any
     return roc_auc_score(studies.loc[p.index, 'any'], p), len(p)
 
 
@@ -53,7 +54,7 @@ def schedule(run_dir, epochs:int):
     print(f"CNNwdw ({run.params['cnn']['arch']}, {run.params['image']['size']} px, {epochs} epochs) on {run_dir}, "
           f"{torch.get_num_threads()} torch threads")
     rows = []
-    for name, sched, lr in (('the paper: constant rate (baseline)', 'constant', 1e-3), ('workshop: one-cycle', 'one_cycle', 1e-2)):
+    for name, sched, lr in (('the paper: constant rate (baseline)', 'constant', 1e-3), ('one-cycle', 'one_cycle', 1e-2)):
         learn = run_learner(run, 'wdw')
         t = time.perf_counter()
         with learn.no_bar(), learn.no_logging():
