@@ -228,7 +228,7 @@ def bleed_mask(b:dict, x, y, z, a:dict) -> tuple[np.ndarray, np.ndarray|None]:
 # %% ../nbs/03_phantom.ipynb #b9058481
 SITES = {  # how each simulated site scans: ranges are drawn per study
     'A': dict(manufacturers=('Phantom Medical A1', 'Phantom Medical A2', 'Phantom Medical A3'), thick=5.0, thin=None, bone_series=0.0,
-              noise=(6.3, 10.5), blur_mm=(0.3, 0.9), offset=(-7, 5), beam=(0, 6), streaks=(5, 30), tilt=(0.4, 5, 20),
+              noise=(6.3, 10.5), blur_mm=(0.3, 0.9), offset=(-7, 10), beam=(0, 6), streaks=(5, 30), tilt=(0.4, 5, 20),
               fov=(200, 260), compress=0.0, no_thickness_tag=0.3,
               representation={'u12': 0.6, 's16': 0.25, 's16pad': 0.12, 'wrapped': 0.03}),
     'B': dict(manufacturers=('Phantom Medical B',), thick=5.0, thin=0.625, bone_series=0.5, noise=(6.3, 9.8),
@@ -466,10 +466,10 @@ def _save_npz(path, **arrays):
 
 # %% ../nbs/03_phantom.ipynb #7441781c
 def write_study(root, layout:str, seed:int, site:str, index:int, patient:int, matrix:int=256,
-                prevalence:float=0.4, subtype_weights=None, reader_error:float=0.05) -> dict:
+                prevalence:float=0.4, subtype_weights=None, reader_error:float=0.05, series:str='all') -> dict:
     "Render study `index` and write it into `root` in `layout` ('rsna' or 'cq500'); returns its labels and reads."
     root = Path(root)
-    st = make_study(seed, site, index, patient, prevalence, subtype_weights, thin=layout == 'cq500')
+    st = make_study(seed, site, index, patient, prevalence, subtype_weights, thin=layout == 'cq500' and series == 'all')
     rng = np.random.default_rng([seed, ord(site), index, 4])
     name = f'CQ500-CT-{index}'
     slices, out = [], {}
@@ -504,15 +504,17 @@ def write_study(root, layout:str, seed:int, site:str, index:int, patient:int, ma
 # %% ../nbs/03_phantom.ipynb #21900232
 def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:int=0, matrix:int=256,
                  prevalence:float=0.4, subtype_weights:dict|None=None, reader_error:float=0.05,
-                 repeat_rate:float|None=None, duplicates:int=3, workers:int=2, progress:bool=True) -> pd.DataFrame:
+                 repeat_rate:float|None=None, duplicates:int=3, series:str='all', workers:int=2, progress:bool=True) -> pd.DataFrame:
     "Write `n_studies` phantom head CTs from `site` into `root` in `layout` ('rsna' or 'cq500'); returns the truth per study."
     if layout not in ('rsna', 'cq500'): raise ValueError(f"layout must be 'rsna' or 'cq500', not {layout!r}")
+    if series not in ('all', 'one'): raise ValueError(f"series must be 'all' (every series of the site) or 'one' (the plain 5 mm one), not {series!r}")
     if site not in SITES: raise ValueError(f"site must be one of {', '.join(SITES)}, not {site!r}")
     if not 0 <= prevalence <= 1 or not 0 <= reader_error <= 0.5:
         raise ValueError(f"prevalence must be in [0, 1] and reader_error in [0, 0.5]; got {prevalence}, {reader_error}")
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     settings = dict(n_studies=n_studies, layout=layout, site=site, seed=seed, matrix=matrix, prevalence=prevalence,
-                    subtype_weights=subtype_weights or SUBTYPE_WEIGHTS, reader_error=reader_error, repeat_rate=repeat_rate)
+                    subtype_weights=subtype_weights or SUBTYPE_WEIGHTS, reader_error=reader_error, repeat_rate=repeat_rate,
+                    **({'series': series} if series != 'all' else {}))   # phantoms made before `series` existed still match
     made = root / 'phantom.json'      # the settings, and whether the phantom was finished
     before = json.loads(made.read_text()) if made.exists() else None
     if any(root.iterdir()) and (before is None or {k: v for k, v in before.items() if k != 'complete'} != settings):
@@ -524,7 +526,7 @@ def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:i
     prng = np.random.default_rng([seed, ord(site), 99])
     patients = np.cumsum(np.r_[0, prng.random(n_studies - 1) >= repeat_rate])      # some patients have two studies
     jobs = [dict(root=root, layout=layout, seed=seed, site=site, index=i, patient=int(patients[i]), matrix=matrix,
-                 prevalence=prevalence, subtype_weights=subtype_weights, reader_error=reader_error) for i in range(n_studies)]
+                 prevalence=prevalence, subtype_weights=subtype_weights, reader_error=reader_error, series=series) for i in range(n_studies)]
     with worker_pool(workers) if workers > 1 else _Serial() as pool:
         done = pool.map(_write_job, jobs)
         results = list(progress_bar(done, total=n_studies, leave=False) if progress else done)
