@@ -441,10 +441,14 @@ def brain_stats(hu:np.ndarray, spacing:float) -> dict:
 
 # %% ../nbs/03_phantom.ipynb #d891ba27
 def simulate_readers(rng, truth:dict, bleeds:list, volume_ml:float, reader_error:float) -> dict:
-    "Three readers' reads.csv findings: each reader's call on each subtype is wrong with probability `reader_error`."
-    row = {}
+    "Three readers' reads.csv findings: each reader's ICH call is wrong with probability `reader_error`, then names subtypes."
+    row, present = {}, [c for c in SUBTYPES if truth[c]]
     for r in (1, 2, 3):
-        calls = {c: int(truth[c]) ^ int(rng.random() < reader_error) for c in SUBTYPES}
+        ich = bool(present) ^ (rng.random() < reader_error)
+        named = [c for c in present if rng.random() >= reader_error] if ich else []
+        if ich and not named:      # blood called: at least one subtype named, one present or, where none is, one drawn as bleeds are
+            named = [present[rng.integers(len(present))]] if present else [str(rng.choice(list(SUBTYPE_WEIGHTS), p=list(SUBTYPE_WEIGHTS.values())))]
+        calls = {c: int(c in named) for c in SUBTYPES}
         called = [b for b in bleeds if calls[b['subtype']]]
         side = {b['side'] for b in called}
         f = {'ICH': int(any(calls.values())), 'IPH': calls['intraparenchymal'], 'IVH': calls['intraventricular'],
