@@ -358,7 +358,8 @@ def test_ctrl_c_stops_with_one_line_and_frees_the_run_folder(tmp_path, wait):
     import os, signal, subprocess, sys, time
     from ich_nb.run import LOCK
     p = subprocess.Popen([Path(sys.executable).parent / 'ich-nb', 'reproduce', '--run-dir', tmp_path / 'run'],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))   # as a terminal's, even where the tests run with Ctrl-C ignored (nohup, &)
     t = time.time()
     while not (tmp_path / 'run' / 'params.yaml').exists() and time.time() - t < 60: time.sleep(0.2)
     time.sleep(wait)
