@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from .train import WeightedBCE, fused_adam, paper_adam       # first: it imports fastai without fastai's torch.jit warning
 from fastai.vision.all import (AffineCoordTfm, ColReader, ColSplitter, DataBlock, IntToFloatTensor, Learner, MultiCategoryBlock,
-                               Normalize, PadMode, TensorImage, Transform, TransformBlock, flip_mat, imagenet_stats, rotate_mat,
-                               zoom_mat)
+                               Normalize, PadMode, TensorImage, TfmdDL, Transform, TransformBlock, flip_mat, imagenet_stats,
+                               rotate_mat, zoom_mat)
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -26,9 +26,9 @@ from .cache import cached_images
 from .labels import CLASSES
 
 # %% auto #0
-__all__ = ['NORMALISE', 'CachedImage', 'shift_mat', 'shift_scale_rotate_mat', 'transpose_mat', 'paper_augmentation',
-           'resize_batch', 'DeviceResize', 'model_inputs', 'slice_dls', 'WeightsError', 'cnn_model', 'embed',
-           'slice_outputs', 'cnn_learner', 'fold_batchnorm', 'predict_slices']
+__all__ = ['NORMALISE', 'SAMPLINGS', 'CachedImage', 'shift_mat', 'shift_scale_rotate_mat', 'transpose_mat', 'paper_augmentation',
+           'resize_batch', 'DeviceResize', 'model_inputs', 'BalancedDL', 'slice_dls', 'WeightsError', 'cnn_model',
+           'embed', 'slice_outputs', 'cnn_learner', 'fold_batchnorm', 'predict_slices']
 
 # %% ../nbs/07_cnn.ipynb #1b9e4112
 class CachedImage:
@@ -96,10 +96,26 @@ def model_inputs(images:np.ndarray, size:int|None=None, device='cpu', normalise:
     mean, std = (torch.tensor(s, device=device).view(1, 3, 1, 1) for s in NORMALISE[normalise])
     return (resize_batch(x, size or x.shape[-1]) - mean) / std
 
+# %% ../nbs/07_cnn.ipynb #bs0002
+SAMPLINGS = ('all', 'balanced')
+
+class BalancedDL(TfmdDL):
+    "A training loader that shows every slice with blood and as many without, drawn afresh each epoch (`dl.rng`)."
+    def __init__(self, dataset=None, bleeding=None, **kwargs):
+        super().__init__(dataset=dataset, **kwargs)
+        self.bleeding = None if bleeding is None else np.asarray(bleeding, bool)
+        if self.bleeding is not None: self.n = min(len(self.bleeding), 2 * int(self.bleeding.sum()))
+    def get_idxs(self):
+        if self.bleeding is None or not self.shuffle: return super().get_idxs()
+        pos, neg = np.flatnonzero(self.bleeding).tolist(), np.flatnonzero(~self.bleeding).tolist()
+        idxs = pos + self.rng.sample(neg, self.n - len(pos))
+        return self.rng.sample(idxs, len(idxs))
+
 # %% ../nbs/07_cnn.ipynb #305b63fb
 def slice_dls(slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=32, augment:str|None='paper',
-              num_workers:int=0, device=None, size:int|None=None, crop:bool=False, normalise:str='imagenet'):
-    "fastai DataLoaders over labelled slices (`split` 'train'/'valid') for `pipeline` from `cache`: cut to the head at `size` px if `crop`, else resized to it on the device."
+              num_workers:int=0, device=None, size:int|None=None, crop:bool=False, normalise:str='imagenet', sampling:str='all'):
+    "fastai DataLoaders over labelled slices (`split` 'train'/'valid') for `pipeline` from `cache`: cut to the head at `size` px if `crop`, else resized to it on the device; `sampling` as `SAMPLINGS`."
+    if sampling not in SAMPLINGS: raise ValueError(f"unknown sampling {sampling!r}: use one of {', '.join(SAMPLINGS)}")
     missing = {'split', *CLASSES} - set(slices.columns)
     if missing: raise ValueError(f"the slice table needs the columns {sorted(missing)} (labels and the study split)")
     if crop and not size: raise ValueError("crop needs the size to resize the cut images to")
@@ -109,7 +125,8 @@ def slice_dls(slices:pd.DataFrame, cache, pipeline:str, fmt:str='npy', bs:int=32
     block = DataBlock(blocks=(TransformBlock(batch_tfms=IntToFloatTensor), MultiCategoryBlock(encoded=True, vocab=list(CLASSES))),
                       get_x=CachedImage(cache, pipeline, fmt, size if crop else None), get_y=ColReader(list(CLASSES)),
                       splitter=ColSplitter('is_valid'), batch_tfms=tfms)
-    return block.dataloaders(df, bs=bs, num_workers=num_workers, device=device)
+    kw = dict(dl_type=BalancedDL, dl_kwargs=[dict(bleeding=df['any'][~df.is_valid].to_numpy() > 0), {}]) if sampling == 'balanced' else {}
+    return block.dataloaders(df, bs=bs, num_workers=num_workers, device=device, **kw)
 
 # %% ../nbs/07_cnn.ipynb #894e9ca6
 class WeightsError(Exception):

@@ -35,7 +35,7 @@ def run_learner(run:Run, pipeline:str, world:int=1) -> Learner:
     set_seed(p['seed'])                                               # the same initial weights in every process and every run
     dls = slice_dls(run.table('slices'), run.cache, pipeline, im['cache_format'], bs=rank_batch(c['batch_size'], world),
                     augment=c['augment'], num_workers=p['workers'] if torch.cuda.is_available() else 0,
-                    size=im['size'], crop=im['crop'], normalise=im['normalise'])
+                    size=im['size'], crop=im['crop'], normalise=im['normalise'], sampling=c['sampling'])
     return cnn_learner(dls, c['arch'], c['pretrained'])
 
 def train_cnn(run:Run, pipeline:str) -> Learner:

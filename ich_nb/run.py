@@ -48,7 +48,7 @@ def list_profiles() -> dict:
     return {f.stem: f.read_text().splitlines()[0].lstrip('# ') for f in sorted(PROFILES.glob('*.yaml'))}
 
 # %% ../nbs/11_run.ipynb #pf0003
-OPTIONAL = {'image.cache_size': None, 'gpus': 1, 'cnn.schedule': 'constant', 'eval.gradcam_stage': -1}  # keys a profile may leave out, and their values then
+OPTIONAL = {'image.cache_size': None, 'gpus': 1, 'cnn.schedule': 'constant', 'cnn.sampling': 'all', 'eval.gradcam_stage': -1}  # keys a profile may leave out, and their values then
 SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
     'data': {'source': {'phantom', 'real'}, 'data_dir': (str, None), 'train_studies': (int, None), 'test_studies': (int, None),
              'matrix': (int, None), 'prevalence': (float, None), 'reader_error': (float, None), 'test_series': {'all', 'one'}},
@@ -56,7 +56,8 @@ SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
     'image': {'size': (int,), 'cache_size': (int, None), 'cache_format': {'npy', 'png'}, 'crop': (bool,),
               'normalise': {'imagenet', 'authors'}},
     'cnn': {'arch': (str,), 'pretrained': (bool, str), 'epochs': (int,), 'lr': (float,), 'batch_size': (int,),
-            'augment': {'paper', 'authors'}, 'keep': {'last', 'best_valid_loss'}, 'schedule': {'constant', 'one_cycle'}},
+            'augment': {'paper', 'authors'}, 'keep': {'last', 'best_valid_loss'}, 'schedule': {'constant', 'one_cycle'},
+            'sampling': {'all', 'balanced'}},
     'rnn': {'hidden': (int,), 'epochs': (int,), 'lr': (float,), 'lr_decay': (float,), 'batch_size': (int,), 'ensemble': {'mean', 'concat'}},
     'eval': {'ci': {'bootstrap', 'delong'}, 'n_boot': (int,), 'gradcam_stage': (int,)},
     'seed': (int,), 'workers': (int,), 'gpus': (int,)}
