@@ -2,6 +2,9 @@
 schedule, Grad-CAM's pointing game by backbone stage, what the site shift is made of, real CT.
 
     .venv/bin/python benchmarks/workshop.py schedule --run-dir RUN [--epochs 4]
+    .venv/bin/python benchmarks/workshop.py sampling --run-dir RUN [--epochs 4] [--pipeline wdw]
+    .venv/bin/python benchmarks/workshop.py brain_window --run-dir RUN [--epochs 4]
+    .venv/bin/python benchmarks/workshop.py keep --run-dir RUN
     .venv/bin/python benchmarks/workshop.py gradcam --run-dir RUN [--tolerance 2]
     .venv/bin/python benchmarks/workshop.py shift --run-dir RUN
     .venv/bin/python benchmarks/workshop.py real --run-dir RUN [--samples ../shared/real_samples]
@@ -9,6 +12,11 @@ schedule, Grad-CAM's pointing game by backbone stage, what the site shift is mad
 `schedule` needs a workshop run folder past 01_data (`ich-nb reproduce --profile workshop --until 01_data`);
 it trains CNNwdw twice on that run's slices (nothing of the run is changed) and scores its validation
 studies and the test studies, each study scored by its highest slice (`data.study_scores`, as the run).
+`sampling` trains one pipeline's CNN on such a run's slices twice, each epoch every slice (the paper) or
+every slice with blood and as many without (`cnn.sampling: balanced`), and scores it the same way.
+`brain_window` asks why CNNslc learns slowly: CNNwdw against a CNN that sees the brain window alone (the
+slice in all three channels, no neighbours), trained as the run trains its CNNs.
+`keep` scores a finished run's CNNs at the epoch of lowest validation loss and at the last.
 `gradcam` needs a finished workshop run: its CNNwdw's heatmaps from each stage, on up to 60 test slices
 per subtype, against a centred blob and random maps (`gradcam.localisation`; a hit is a peak within
 `--tolerance` px of the bleed, 2 as the run; the pointing game's authors, Zhang et al. 2016, allowed 15 px on
@@ -38,35 +46,83 @@ from ich_nb.launch import run_learner
 from ich_nb.phantom import read_masks
 from ich_nb.cache import _series_path
 from ich_nb.predict import _cnn_outputs, load_cnn, slice_inputs
-from ich_nb.run import Run
-from ich_nb.train import fit_resumable
+from ich_nb.run import Run, cnn_checkpoint, kept_checkpoint, read_losses
+from ich_nb.train import fit_resumable, read_checkpoint
+from ich_nb.windowing import PIPELINES
 
 
-def study_auc(run:Run, learn, split:str) -> tuple[float, int]:
+def study_auc(run:Run, learn, split:str, pipeline:str='wdw') -> tuple[float, int]:
     "AUC (any) of `learn` on `split`'s studies, a study scored by its highest slice."
     slices, studies = run.table('slices'), run.table('studies').set_index('study_id')
     s = slices[slices.split == split]
-    probs, _ = predict_slices(learn, s, run.cache, 'wdw', run.params['image']['cache_format'], crop=run.params['image']['size'])
+    probs, _ = predict_slices(learn, s, run.cache, pipeline, run.params['image']['cache_format'], crop=run.params['image']['size'])
     p = study_scores(s, probs).set_index('study_id').p_any
     return roc_auc_score(studies.loc[p.index, 'any'], p), len(p)
 
 
+def train_and_score(run:Run, name:str, pipeline:str, epochs:int, lr:float, schedule:str='constant') -> dict:
+    "Train `pipeline`'s CNN on the run's slices as the run would (in a scratch folder), score its studies, print one line."
+    learn = run_learner(run, pipeline)
+    t = time.perf_counter()
+    with learn.no_bar(), learn.no_logging():
+        fit_resumable(learn, epochs, lr, Path(tempfile.mkdtemp()), pipeline, seed=run.params['seed'], schedule=schedule)
+    secs = time.perf_counter() - t
+    (va, nv), (te, nt) = study_auc(run, learn, 'valid', pipeline), study_auc(run, learn, 'test', pipeline)
+    loss = [float(v[0]) for v in learn.recorder.values]
+    print(f"  {name:48s} {len(learn.dls.train) * learn.dls.train.bs:5d} slices an epoch, {secs:5.0f} s; AUC (any) validation "
+          f"{va:.3f} ({nv} studies), test {te:.3f} ({nt} studies); training loss {loss[0]:.3f} -> {loss[-1]:.3f}", flush=True)
+    return dict(seconds=secs, valid_auc=va, test_auc=te)
+
+
+def _header(run:Run, run_dir, epochs:int) -> None:
+    c = run.params['cnn']
+    print(f"{c['arch']}, {run.params['image']['size']} px, {epochs} epochs, lr {c['lr']:g}, sampling {c['sampling']}, on {run_dir}, "
+          f"{torch.get_num_threads()} torch threads")
+
+
 def schedule(run_dir, epochs:int):
     run = Run(run_dir)
-    print(f"CNNwdw ({run.params['cnn']['arch']}, {run.params['image']['size']} px, {epochs} epochs) on {run_dir}, "
-          f"{torch.get_num_threads()} torch threads")
+    run.params['cnn']['sampling'] = 'all'
+    _header(run, run_dir, epochs)
+    base, cycle = (train_and_score(run, name, 'wdw', epochs, lr, sched) for name, sched, lr in
+                   (('the paper: constant rate 1e-3 (baseline)', 'constant', 1e-3), ('one-cycle to 1e-2', 'one_cycle', 1e-2)))
+    print(f"one-cycle against the baseline: test AUC {cycle['test_auc'] - base['test_auc']:+.3f}, time {cycle['seconds'] / base['seconds']:.2f}x")
+
+
+def sampling(run_dir, epochs:int, pipeline:str='wdw'):
+    run = Run(run_dir)
     rows = []
-    for name, sched, lr in (('the paper: constant rate (baseline)', 'constant', 1e-3), ('one-cycle', 'one_cycle', 1e-2)):
-        learn = run_learner(run, 'wdw')
-        t = time.perf_counter()
-        with learn.no_bar(), learn.no_logging():
-            fit_resumable(learn, epochs, lr, Path(tempfile.mkdtemp()), 'wdw', seed=run.params['seed'], schedule=sched)
-        secs = time.perf_counter() - t
-        (va, nv), (te, nt) = study_auc(run, learn, 'valid'), study_auc(run, learn, 'test')
-        rows.append(dict(training=name, lr=lr, seconds=round(secs), valid_auc=round(va, 3), test_auc=round(te, 3)))
-        print(f"  {name:38s} lr {lr:g}: {secs:5.0f} s; AUC (any) validation {va:.3f} ({nv} studies), test {te:.3f} ({nt} studies)", flush=True)
-    d = pd.DataFrame(rows)
-    print(f"one-cycle against the baseline: test AUC {d.test_auc[1] - d.test_auc[0]:+.3f}, time {d.seconds[1] / d.seconds[0]:.2f}x")
+    for name, how in (('every slice, as the paper (baseline)', 'all'), ('balanced', 'balanced')):
+        run.params['cnn']['sampling'] = how
+        if not rows: _header(run, run_dir, epochs)
+        rows.append(train_and_score(run, f'CNN{pipeline}, {name}', pipeline, epochs, run.params['cnn']['lr']))
+    print(f"balanced against the baseline: test AUC {rows[1]['test_auc'] - rows[0]['test_auc']:+.3f}, "
+          f"time {rows[1]['seconds'] / rows[0]['seconds']:.2f}x")
+
+
+def brain_window(run_dir, epochs:int):
+    "CNNwdw against a CNN that sees only the brain window (this slice in all three channels), both trained as the run trains its CNNs."
+    PIPELINES['brain'] = [('brain', 0)] * 3                                # for this measurement only
+    run = Run(run_dir)
+    _header(run, run_dir, epochs)
+    for name, pipeline in (('CNNwdw: brain, subdural, soft tissue (baseline)', 'wdw'), ('the brain window alone', 'brain')):
+        train_and_score(run, name, pipeline, epochs, run.params['cnn']['lr'])
+
+
+def keep(run_dir):
+    "Each kept CNN epoch of a finished run, scored: which epoch the validation loss picks against the last."
+    run = Run(run_dir)
+    print(f"{run_dir}: {run.params['cnn']['epochs']} epochs, sampling {run.params['cnn']['sampling']}, {torch.get_num_threads()} torch threads")
+    for pipeline in ('raw', 'wdw', 'slc'):
+        learn, name = run_learner(run, pipeline), cnn_checkpoint(pipeline)
+        losses = read_losses(run.path / 'models', name)
+        for how in ('best_valid_loss', 'last'):
+            path = kept_checkpoint(run.path / 'models', name, run.params['cnn']['epochs'], how)
+            learn.model.load_state_dict(read_checkpoint(path, learn.dls.device)['model'])
+            e = int(path.stem.rsplit('epoch', 1)[1])
+            (va, _), (te, _) = study_auc(run, learn, 'valid', pipeline), study_auc(run, learn, 'test', pipeline)
+            print(f"  {pipeline:3s} {how:15s} epoch {e + 1} of {len(losses)} (validation loss {losses[e]['valid']:.3f}): "
+                  f"AUC (any) validation {va:.3f}, test {te:.3f}", flush=True)
 
 
 def gradcam(run_dir, per_subtype:int=60, tolerance:int=2):
@@ -145,14 +201,18 @@ def shift(run_dir):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('what', choices=['schedule', 'gradcam', 'shift', 'real'])
+    ap.add_argument('what', choices=['schedule', 'sampling', 'brain_window', 'keep', 'gradcam', 'shift', 'real'])
     ap.add_argument('--samples', default='../shared/real_samples', help="the team's real samples (for `real`)")
     ap.add_argument('--run-dir', required=True)
     ap.add_argument('--epochs', type=int, default=4)
+    ap.add_argument('--pipeline', default='wdw', choices=['raw', 'wdw', 'slc'], help='the CNN that `sampling` trains')
     ap.add_argument('--tolerance', type=int, default=2, help='pointing game: how many pixels from the bleed a peak may fall (for `gradcam`)')
     a = ap.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     if a.what == 'schedule': schedule(a.run_dir, a.epochs)
+    elif a.what == 'sampling': sampling(a.run_dir, a.epochs, a.pipeline)
+    elif a.what == 'brain_window': brain_window(a.run_dir, a.epochs)
+    elif a.what == 'keep': keep(a.run_dir)
     elif a.what == 'real': real(a.run_dir, a.samples)
     elif a.what == 'gradcam': gradcam(a.run_dir, tolerance=a.tolerance)
     else: shift(a.run_dir)

@@ -51,14 +51,14 @@ def test_reproduce_in_two_processes_resumes_after_a_kill_and_matches_one(tmp_pat
     one = reproduce(tmp_path / 'one', 1, '--until', '02_cnns', env=env)     # the CNNs in one process: what two must match
     out = one.communicate(timeout=900)[0]
     assert one.returncode == 0, out[-3000:]
-    two = reproduce(tmp_path / 'two', 2, env=env)
+    two = reproduce(tmp_path / 'two', 2, '--until', '02_cnns', env=env)
     first = tmp_path / 'two' / 'models' / 'cnn_raw_epoch0.pth'
     t = time.time()
     while not first.exists() and two.poll() is None and time.time() - t < 600: time.sleep(0.5)
     assert first.exists(), two.communicate()[0][-3000:]
     os.killpg(two.pid, signal.SIGKILL); two.wait()
     stamp = first.stat().st_mtime_ns
-    again = reproduce(tmp_path / 'two', 2, env=env)
+    again = reproduce(tmp_path / 'two', 2, '--until', '02_cnns', env=env)  # the steps after the CNNs are one process's
     out = again.communicate(timeout=900)[0]
     assert again.returncode == 0, out[-3000:]
     assert first.stat().st_mtime_ns == stamp                                   # resumed: the first epoch was not trained again
