@@ -123,6 +123,8 @@ def test_a_kept_reference_run_is_the_site_s_default(tmp_path):
     for p in files:
         assert not re.search(r'/(tmp|work|home|root|Users)/', p.read_text(errors='replace')), f'{p.name} holds a machine path'
     assert reference_run.PLOTLY_PLACEHOLDER in (kept / 'report.html').read_text()
+    name = (kept / 'NAME').read_text().strip()
+    assert f'<title>ich_nb: {name}</title>' in (kept / 'report.html').read_text()     # not the folder it was made in
     if not any((ROOT / 'runs' / n / 'executed').is_dir() for n in ('workshop', 'smoke')):
         assert docs.find_run(None) == kept and docs.run_name(kept) == 'workshop'
 

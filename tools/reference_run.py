@@ -56,6 +56,7 @@ def keep(run:Path, name:str, dest:Path=DEST) -> list:
         (dest / 'executed' / f.name).write_text(_local_paths(nbformat.writes(nb), run, name, made_in))
     report = (run / 'report.html').read_text()
     if PLOTLY_BUNDLE not in report: sys.exit(f"{run / 'report.html'} does not embed this plotly's bundle: make it again with this checkout")
+    report = report.replace(f'>ich_nb: {run.resolve().name}<', f'>ich_nb: {name}<')           # its title and heading name the run as kept
     report = re.sub(r'data:image/png;base64,([A-Za-z0-9+/=]{%d,})' % BIG_PNG, lambda m: 'data:image/jpeg;base64,' + _jpeg(m[1]), report)
     (dest / 'report.html').write_text(_local_paths(report.replace(PLOTLY_BUNDLE, PLOTLY_PLACEHOLDER), run, name, made_in))
     for f in ('metrics.json', 'params.yaml'): (dest / f).write_text(_local_paths((run / f).read_text(), run, name, made_in))
