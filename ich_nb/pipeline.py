@@ -77,6 +77,15 @@ def step_named(name:str, option:str='--from') -> str:
     if len(matches) != 1: raise ConfigError(f"{option} {name}: use one of {', '.join(STEPS)}")
     return matches[0]
 
+def _forget(run:Run, manifest:dict, step:str, key:str) -> None:
+    "Before `step` runs again: delete what it and the steps after it made last time (not an earlier step's files), and their records."
+    i = STEPS.index(step)
+    earlier = {f for s in STEPS[:i] for f in manifest.get(s, {}).get('produced', {})}
+    for s in STEPS[i:]:
+        for f in set(manifest.pop(s, {}).get('produced', {})) - earlier: (run.path / f).unlink(missing_ok=True)
+    manifest[step] = dict(status='started', params=key)  # a killed try's checkpoints are listed nowhere: the next try resumes from them
+    run.write_manifest(manifest)
+
 def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=True, log=print, until:str|None=None) -> dict:
     "Run the steps of the series over `run_dir` in order, skipping finished ones (unless `force` or at/after `start`); stop after `until`."
     run = Run(Path(run_dir).resolve())
@@ -88,15 +97,14 @@ def run_series(run_dir, start:str|None=None, force:bool=False, progress:bool=Tru
     manifest = run.manifest()
     ran = False                                           # once a step runs, the ones after it read new inputs
     for i, step in enumerate(steps, 1):
-        redo = force or ran or (start is not None and STEPS.index(step) >= STEPS.index(start))
         done = manifest.get(step, {})
+        redo = force or ran or (start is not None and STEPS.index(step) >= STEPS.index(start))
         if done.get('status') == 'done' and done.get('params') == key and not redo:
             changed = _changed(rd, done)
             if not changed: log(f"[{i}/{len(STEPS)}] {step}: done before, skipped"); continue
             log(f"[{i}/{len(STEPS)}] {step}: {changed[0]}{f' and {len(changed) - 1} more' if len(changed) > 1 else ''} "
                 "changed or gone since it was made; making all its results again")
-            for f in done.get('produced', {}):                # none of them is trusted: the step starts from nothing
-                (rd / f).unlink(missing_ok=True)
+        _forget(run, manifest, step, key)
         log(f"[{i}/{len(STEPS)}] {step} ...")
         before, t, ran = _snapshot(rd), time.time(), True
         out = rd / 'executed' / f'{step}.ipynb'

@@ -1,6 +1,7 @@
-"The paper's series end to end on the smoke profile with bad files mixed in, killed in the middle of training and resumed to the same results as without the kill; changed results found and made again; and bad parameters."
+"The paper's series end to end on the smoke profile with bad files mixed in, killed in the middle of training and resumed to the same results as without the kill; changed results found and made again; a step run again starting from nothing; and bad parameters."
 import json, os, shutil, signal, subprocess, sys, time, warnings
 from pathlib import Path
+import nbformat
 import numpy as np
 import pandas as pd
 import pydicom
@@ -12,9 +13,10 @@ from ich_nb.data import index_cq500
 from ich_nb.dicom import read_dicom
 from ich_nb.labels import CLASSES, cq500_name
 from ich_nb.phantom import make_phantom
-from ich_nb.pipeline import changed_results
+from ich_nb import pipeline
+from ich_nb.pipeline import STEPS, changed_results, run_series
 from ich_nb.predict import predict_studies
-from ich_nb.run import MODELS, Run, load_profile
+from ich_nb.run import MODELS, Run, load_profile, start_run
 
 ICH_NB = Path(sys.executable).parent / 'ich-nb'
 
@@ -27,6 +29,50 @@ def test_a_bad_parameter_stops_before_any_work(tmp_path):
     assert r.returncode == 2 and 'unknown parameter cnn.epoch' in r.stderr
     r = subprocess.run([ICH_NB, 'reproduce', '--profile', 'paper', '--run-dir', tmp_path / 'run'], capture_output=True, text=True)
     assert r.returncode == 2 and 'data.data_dir is needed' in r.stderr
+
+
+def fake_series(folder:Path) -> Path:
+    "Stand-ins for the paper's first three notebooks: each logs what `models/` holds when it starts, then writes one file there."
+    code = ("import json\nfrom pathlib import Path\nrd = Path(run_dir)\nlog = rd / 'seen.jsonl'\n"
+            "ran = sum(json.loads(l)['step'] == STEP for l in log.read_text().splitlines()) if log.exists() else 0\n"
+            "with open(log, 'a') as f: f.write(json.dumps(dict(step=STEP, found=sorted(p.name for p in (rd / 'models').glob('*')))) + '\\n')\n"
+            "(rd / 'models').mkdir(exist_ok=True)\n"
+            "if (rd / 'fail').exists(): (rd / 'models' / f'{STEP}_killed.txt').write_text('half'); raise RuntimeError('stopped')\n"
+            "(rd / 'models' / f'{STEP}_{ran}.txt').write_text(str(ran))")
+    folder.mkdir()
+    for step in STEPS[:3]:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("run_dir = ''", metadata={'tags': ['parameters']}),
+                                             nbformat.v4.new_code_cell(f'STEP = {step[:2]!r}\n' + code)])
+        nb.metadata['kernelspec'] = {'name': 'python3', 'language': 'python', 'display_name': 'Python 3'}
+        nbformat.write(nb, folder / f'{step}.ipynb')
+    return folder
+
+
+def test_a_step_run_again_starts_from_nothing_and_takes_the_steps_after_it_with_it(tmp_path, monkeypatch):
+    series = fake_series(tmp_path / 'series')
+    monkeypatch.setattr(pipeline, 'series_dir', lambda: series)
+    monkeypatch.setattr(pipeline, 'render_executed', lambda rd: None)
+    rd = start_run(tmp_path / 'run', load_profile('smoke'))
+    seen = lambda: [(d['step'], d['found']) for d in map(json.loads, (rd / 'seen.jsonl').read_text().splitlines())]
+    quiet = dict(progress=False, log=lambda m: None)
+    run_series(rd, until='03_rnns', **quiet)
+    assert seen() == [('01', []), ('02', ['01_0.txt']), ('03', ['01_0.txt', '02_0.txt'])]
+
+    run_series(rd, start='02_cnns', until='02_cnns', **quiet)           # --from 02: its old results go first, and 03's, not 01's
+    assert seen()[-1] == ('02', ['01_0.txt'])
+    m = Run(rd).manifest()
+    assert list(m) == ['01_data', '02_cnns'] and m['02_cnns']['status'] == 'done' and 'models/02_1.txt' in m['02_cnns']['produced']
+
+    run_series(rd, until='03_rnns', **quiet)                            # 01 and 02 kept, 03 made again
+    assert seen()[-1] == ('03', ['01_0.txt', '02_1.txt']) and [d['step'] for d in map(json.loads, (rd / 'seen.jsonl').read_text().splitlines())].count('01') == 1
+
+    (rd / 'fail').touch()                                               # a try that stops half way ...
+    with pytest.raises(RuntimeError, match='step 02_cnns failed'): run_series(rd, start='02_cnns', until='02_cnns', **quiet)
+    assert Run(rd).manifest()['02_cnns']['status'] == 'failed' and not (rd / 'models' / '02_1.txt').exists()
+    (rd / 'fail').unlink()
+    run_series(rd, until='02_cnns', **quiet)                            # ... is resumed: what it left is kept
+    assert seen()[-1] == ('02', ['01_0.txt', '02_killed.txt'])
+    assert Run(rd).manifest()['02_cnns']['status'] == 'done' and 'models/02_killed.txt' in Run(rd).manifest()['02_cnns']['produced']
 
 
 def phantom_with_bad_files(run) -> dict:
