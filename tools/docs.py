@@ -52,7 +52,8 @@ main.site .jp-RenderedMarkdown pre { background: #f5f5f5; padding: 8px 10px; bor
 main.site .srclink { float: right; font-size: smaller; }
 main.site > .jp-Cell:first-child blockquote { border: 0; padding: 0; margin-left: 0; font-size: 1.1em; color: #555; }
 main.site .note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 8px 12px; }
-main.site table.ledger td { vertical-align: top; font-size: 12px; }
+main.site table.ledger { width: 100%; table-layout: auto; }
+main.site table.ledger td, main.site table.ledger th { text-align: left; vertical-align: top; font-size: 12px; }
 </style>
 {%- if resources.site.plotly %}<script src="{{ resources.site.root }}assets/plotly.min.js"></script>{% endif -%}
 {%- endblock extra_css -%}
