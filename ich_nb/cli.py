@@ -30,7 +30,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument('--data-dir', help='real data: the --dest folder of data_download.sh')
     r.add_argument('-p', '--param', nargs=2, action='append', default=[], metavar=('KEY', 'VALUE'),
                    help='change one parameter, e.g. -p cnn.epochs 5 (repeatable)')
-    r.add_argument('--from', dest='start', metavar='STEP', help='rerun from this step (e.g. 02_cnns or cnns)')
+    r.add_argument('--from', dest='start', metavar='STEP', help='rerun from this step (e.g. 02_cnns or cnns): what it and the later steps made before is deleted first')
     r.add_argument('--until', metavar='STEP', help='stop after this step (e.g. 01_data: the tables and the image cache only)')
     r.add_argument('--force', action='store_true', help='start the run folder over')
     r.add_argument('--gpus', type=int, metavar='N', help='train and score the CNNs as N processes, one per GPU (default: the profile\'s gpus, 1)')
