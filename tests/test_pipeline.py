@@ -113,13 +113,15 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     proc = subprocess.Popen([ICH_NB, 'reproduce', '--run-dir', run, *SHORTER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env, start_new_session=True)
     deadline = time.time() + 600
-    while time.time() < deadline and proc.poll() is None and not (run / 'models' / 'cnn_wdw_epoch0.pth').exists():
+    while time.time() < deadline and proc.poll() is None and not (run / 'models' / 'cnn_slc_epoch0.pth').exists():
         time.sleep(0.5)
     assert proc.poll() is None, proc.stdout.read()
-    os.killpg(proc.pid, signal.SIGKILL); proc.wait()                    # killed while training CNNwdw
+    os.killpg(proc.pid, signal.SIGKILL); proc.wait()                    # killed while training CNNslc, CNN and CNNwdw trained and scored
     manifest = json.loads((run / 'manifest.json').read_text())
     assert manifest['01_data']['status'] == 'done' and manifest['02_cnns']['status'] == 'started'
     data_done = manifest['01_data']['finished']
+    cnn_time = pd.read_csv(run / 'tables' / 'inference_cnns.csv').set_index('model').seconds_per_slice['CNN']
+    shutil.rmtree(run / 'preds' / 'CNNwdw')                             # as if killed after CNNwdw's last epoch, before its scores
     kept = {p.name: p.stat().st_mtime_ns for p in (run / 'models').glob('*.pth')}
 
     r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run, *SHORTER], capture_output=True, text=True, env=env, timeout=900)
@@ -153,7 +155,8 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert sorted(p.name for p in (run / 'executed').iterdir()) == [f'{s}.ipynb' for s in ['01_data', '02_cnns', '03_rnns', '04_evaluate', '05_explain']]
     for line in ['CNNens-RNN', 'Report:']: assert line in r.stdout
     timing = pd.read_csv(run / 'tables' / 'inference_cnns.csv').set_index('model').seconds_per_slice
-    assert sorted(timing.index) == ['CNN', 'CNNslc', 'CNNwdw'] and (timing > 0).all()     # CNN's time, from the killed try, kept
+    assert sorted(timing.index) == ['CNN', 'CNNslc', 'CNNwdw'] and (timing > 0).all()
+    assert timing['CNN'] == cnn_time                                      # CNN's time, from the killed try, kept
     assert all(len(v) == 64 for s in manifest.values() for k, v in s['produced'].items() if not k.startswith('models/'))
 
     # triage with the trained run: a phantom test study gives what the run itself computed for it
