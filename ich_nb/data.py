@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastprogress.fastprogress import progress_bar
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
 from .dicom import (POSITIONS, DicomError, check_decodable, dicom_files, header_row, is_ct, order_slices, read_dicom,
@@ -19,9 +20,9 @@ from .labels import CLASSES, DatasetError, cq500_folder, cq500_majority, cq500_n
 from .workers import worker_pool
 
 # %% auto #0
-__all__ = ['SLICE_COLUMNS', 'KIND_ORDER', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores', 'index_rsna',
-           'series_summary', 'series_kind', 'choose_series', 'study_series', 'index_cq500', 'read_study',
-           'split_patients', 'check_splits']
+__all__ = ['SLICE_COLUMNS', 'KIND_ORDER', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores', 'head_middle',
+           'blood_or_place', 'index_rsna', 'series_summary', 'series_kind', 'choose_series', 'study_series',
+           'index_cq500', 'read_study', 'split_patients', 'check_splits']
 
 # %% ../nbs/04_data.ipynb #f7362da1
 def _unusable(ds, path) -> str|None:
@@ -114,6 +115,19 @@ def study_scores(slices:pd.DataFrame, probs:np.ndarray) -> pd.DataFrame:
     "Each study's probability of each class (`p_<class>`): the maximum over its slices (rows of `probs` align with `slices`)."
     p = pd.DataFrame(np.asarray(probs), columns=[f'p_{c}' for c in CLASSES])
     return p.groupby(slices.study_id.to_numpy()).max().rename_axis('study_id').reset_index()
+
+# %% ../nbs/04_data.ipynb #hp0002
+def head_middle(slices:pd.DataFrame) -> pd.Series:
+    "Each slice's place in its series: 1 in the middle, 0 at the first and the last slice."
+    at = slices.slice_idx / (slices.n_slices - 1).clip(lower=1)
+    return 1 - (2 * at - 1) ** 2
+
+# %% ../nbs/04_data.ipynb #hp0004
+def blood_or_place(slices:pd.DataFrame, probs:np.ndarray) -> dict:
+    "Slice AUC (any) of p(any) (rows of `probs` align with `slices`), of the place in the series alone, and their Pearson r."
+    place, p = head_middle(slices).to_numpy(), np.asarray(probs)[:, 0]
+    return dict(slice_auc=roc_auc_score(slices['any'], p), place_auc=roc_auc_score(slices['any'], place),
+                r_with_place=float(np.corrcoef(p, place)[0, 1]))
 
 # %% ../nbs/04_data.ipynb #ir01
 def _report_skipped(headers:pd.DataFrame, report, studies=()):
