@@ -4,10 +4,13 @@ schedule, Grad-CAM's pointing game by backbone stage, what the site shift is mad
     .venv/bin/python benchmarks/workshop.py schedule --run-dir RUN [--epochs 4]
     .venv/bin/python benchmarks/workshop.py sampling --run-dir RUN [--epochs 4] [--pipeline wdw]
     .venv/bin/python benchmarks/workshop.py brain_window --run-dir RUN [--epochs 4]
+    .venv/bin/python benchmarks/workshop.py curve --run-dir RUN --pipeline raw [--epochs 16] [--every 2] [--lr 3e-3]
     .venv/bin/python benchmarks/workshop.py keep --run-dir RUN
+    .venv/bin/python benchmarks/workshop.py learnt --run-dir RUN
     .venv/bin/python benchmarks/workshop.py gradcam --run-dir RUN [--tolerance 2]
     .venv/bin/python benchmarks/workshop.py shift --run-dir RUN
     .venv/bin/python benchmarks/workshop.py real --run-dir RUN [--samples ../shared/real_samples]
+    .venv/bin/python benchmarks/workshop.py series --run-dir RUN [--studies 24]
 
 `schedule` needs a workshop run folder past 01_data (`ich-nb reproduce --profile workshop --until 01_data`);
 it trains CNNwdw twice on that run's slices (nothing of the run is changed) and scores its validation
@@ -16,10 +19,17 @@ studies and the test studies, each study scored by its highest slice (`data.stud
 every slice with blood and as many without (`cnn.sampling: balanced`), and scores it the same way.
 `brain_window` asks why CNNslc learns slowly: CNNwdw against a CNN that sees the brain window alone (the
 slice in all three channels, no neighbours), trained as the run trains its CNNs.
+`curve` asks whether a CNN learns with more epochs than the run gave it: a finished run's checkpoints of one
+pipeline scored every `--every` epochs, then training goes on from the last of them (in a scratch folder) to
+`--epochs`, scored the same way; with `--lr` other than the run's it trains from the start at that rate.
 `keep` scores a finished run's CNNs at the epoch of lowest validation loss and at the last.
+`learnt` asks of a finished run whether each CNN learnt the blood or only where in the head bleeds lie:
+its slice AUC on the validation slices against that of the slice's place alone (`data.blood_or_place`, as
+the run's 02_cnns shows it).
 `gradcam` needs a finished workshop run: its CNNwdw's heatmaps from each stage, on up to 60 test slices
-per subtype, against a centred blob and random maps (`gradcam.localisation`; a hit is a peak within
-`--tolerance` px of the bleed, 2 as the run; the pointing game's authors, Zhang et al. 2016, allowed 15 px on
+per subtype (each from its subtype's logit; at the run's stage also from the logit of 'any'), against a
+centred blob and random maps (`gradcam.localisation`; a hit is a peak within `--tolerance` px of the
+bleed, 2 as the run; the pointing game's authors, Zhang et al. 2016, allowed 15 px on
 PASCAL VOC and COCO images of about 500 px: 3 % of the width, 4 px at 128 px).
 `shift` asks how much of the site shift is the scanners' calibration: a finished run's CNNwdw scores
 the test site's series with their HU moved down (towards the training site's calibration) and the
@@ -28,7 +38,11 @@ validation series moved up, each study by its highest slice.
 (ID_fff502d5, a right basal-ganglia haematoma with intraventricular extension; labelled here by
 looking, in scan order from the skull base: slices 15-22 show blood, 0-11 and 24-33 do not, the
 others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority) and
-pydicom-data's CQ500-CT-310 slice (chronic subdural, positive).
+pydicom-data's CQ500-CT-310 slice (chronic subdural, positive); beside them, the slices' place in their series
+alone, the score of a CNN that learnt only where bleeds lie.
+`series` asks whether a finished run's CNNwdw, trained on 5 mm series only, calls thin slices bleeding on the
+phantom too: it makes fresh site-B studies (seed 99) with every series, thin 0.625 mm and bone kernel beside
+the plain 5 mm one, and scores each series, a series by its highest slice.
 """
 import argparse, shutil, tempfile, time
 from pathlib import Path
@@ -38,15 +52,16 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
+from ich_nb.cache import _series_path, series_entry
 from ich_nb.cnn import predict_slices
-from ich_nb.data import study_scores
+from ich_nb.data import blood_or_place, study_scores
+from ich_nb.dicom import read_volume
 from ich_nb.gradcam import baseline_maps, grad_cam, localisation
-from ich_nb.labels import SUBTYPES
+from ich_nb.labels import SUBTYPES, cq500_name
 from ich_nb.launch import run_learner
 from ich_nb.phantom import read_masks
-from ich_nb.cache import _series_path
 from ich_nb.predict import _cnn_outputs, load_cnn, slice_inputs
-from ich_nb.run import Run, cnn_checkpoint, kept_checkpoint, read_losses
+from ich_nb.run import CNN_MODEL, Run, checkpoint_path, cnn_checkpoint, kept_checkpoint, read_losses
 from ich_nb.train import fit_resumable, read_checkpoint
 from ich_nb.windowing import PIPELINES
 
@@ -109,6 +124,28 @@ def brain_window(run_dir, epochs:int):
         train_and_score(run, name, pipeline, epochs, run.params['cnn']['lr'])
 
 
+def curve(run_dir, epochs:int, pipeline:str, every:int=2, lr:float|None=None):
+    "Test and validation AUC of `pipeline`'s CNN every `every` epochs: the run's own checkpoints, then trained on to `epochs` (all trained here at another `lr`)."
+    run, name = Run(run_dir), cnn_checkpoint(pipeline)
+    c, folder = run.params['cnn'], Path(tempfile.mkdtemp())
+    ran = c['epochs'] if lr in (None, c['lr']) else 0                  # epochs of the run's own to score
+    c['lr'] = lr or c['lr']
+    for f in (run.path / 'models').glob(f'{name}_epoch*.pth') if ran else []: shutil.copy(f, folder)
+    learn = run_learner(run, pipeline)
+    print(f"CNN{'' if pipeline == 'raw' else pipeline} of {run_dir} ({ran} of its epochs scored), lr {c['lr']:g}, sampling {c['sampling']}, "
+          f"{torch.get_num_threads()} torch threads")
+    for e in range(every, epochs + 1, every):
+        t = time.perf_counter()
+        if e <= ran: learn.model.load_state_dict(read_checkpoint(checkpoint_path(folder, name, e - 1), learn.dls.device)['model'])
+        else:
+            with learn.no_bar(), learn.no_logging():
+                fit_resumable(learn, e, c['lr'], folder, name, seed=run.params['seed'], schedule=c['schedule'])
+        secs = time.perf_counter() - t
+        (va, _), (te, _) = study_auc(run, learn, 'valid', pipeline), study_auc(run, learn, 'test', pipeline)
+        print(f"  epoch {e:2d} ({'the run' if e <= ran else f'trained, {secs:.0f} s'}): AUC (any) validation {va:.3f}, "
+              f"test {te:.3f}", flush=True)
+
+
 def keep(run_dir):
     "Each kept CNN epoch of a finished run, scored: which epoch the validation loss picks against the last."
     run = Run(run_dir)
@@ -123,6 +160,16 @@ def keep(run_dir):
             (va, _), (te, _) = study_auc(run, learn, 'valid', pipeline), study_auc(run, learn, 'test', pipeline)
             print(f"  {pipeline:3s} {how:15s} epoch {e + 1} of {len(losses)} (validation loss {losses[e]['valid']:.3f}): "
                   f"AUC (any) validation {va:.3f}, test {te:.3f}", flush=True)
+
+
+def learnt(run_dir):
+    run = Run(run_dir)
+    slices = run.table('slices')
+    valid = (slices.split == 'valid').to_numpy()
+    rows = [dict(model=name, **blood_or_place(slices[valid], run.preds(name)[1][valid])) for name in CNN_MODEL.values()]
+    print(f"{run_dir}, {valid.sum()} validation slices ({int(slices['any'][valid].sum())} with blood): slice AUC (any) of each CNN "
+          "and of the slice's place in its series alone")
+    print(pd.DataFrame(rows).set_index('model').round(3).to_string())
 
 
 def gradcam(run_dir, per_subtype:int=60, tolerance:int=2):
@@ -146,6 +193,9 @@ def gradcam(run_dir, per_subtype:int=60, tolerance:int=2):
             cams = np.concatenate([grad_cam(model, x[i:i + 32], st, stage)[0] for i in range(0, len(x), 32)])
             grid = size // model.feature_info[stage]['reduction']
             row[f"{model.feature_info[stage]['module']} ({grid}x{grid})"] = localisation(cams, m, tolerance)['pointing']
+        run_stage = run.params['eval']['gradcam_stage']
+        cams_any = np.concatenate([grad_cam(model, x[i:i + 32], 'any', run_stage)[0] for i in range(0, len(x), 32)])
+        row[f"{model.feature_info[run_stage]['module']}, 'any' logit"] = localisation(cams_any, m, tolerance)['pointing']
         row['centre'] = localisation(baseline_maps(cams.shape), m, tolerance)['pointing']
         row['random'] = localisation(baseline_maps(cams.shape, 'random'), m, tolerance)['pointing']
         rows.append(row)
@@ -158,27 +208,47 @@ REAL_POSITIVE, REAL_NEGATIVE = list(range(15, 23)), list(range(0, 12)) + list(ra
 
 def real(run_dir, samples):
     from pydicom.data import get_testdata_file
-    from ich_nb.cache import series_entry
-    from ich_nb.data import read_study
-    from ich_nb.dicom import read_volume
+    from ich_nb.data import head_middle, read_study
     run, samples = Run(run_dir), Path(samples)
     one = Path(tempfile.mkdtemp()) / 'CQ500-CT-310'; one.mkdir()
     shutil.copy(get_testdata_file('693_UNCR.dcm'), one)
     folders = {'rsna': samples / 'rsna_series_ID_fff502d5', 'cq0': samples / 'cq500_CT-0_series_0.625mm_even_instances', 'cq310': one}
-    print(f"p(any) of {run_dir}'s CNNs on real head CT, per slice:")
-    for pipeline, name in (('raw', 'CNN'), ('wdw', 'CNNwdw'), ('slc', 'CNNslc')):
-        net, got = load_cnn(run, pipeline), {}
-        for key, folder in folders.items():
-            slices, _ = read_study(folder)                                  # in scan order
-            entry = series_entry(read_volume(slices.path, np.int16), run.params['image']['cache_size'])
-            got[key] = _cnn_outputs(net, entry, pipeline, run.params, 'cpu')[0][:, 0]
+    studies = {key: read_study(folder)[0] for key, folder in folders.items()}          # in scan order
+    def line(name, got):
         pos, neg = got['rsna'][REAL_POSITIVE], got['rsna'][REAL_NEGATIVE]
         y = np.r_[np.ones(len(pos)), np.zeros(len(neg) + len(got['cq0'])), 1]
         every = roc_auc_score(y, np.r_[pos, neg, got['cq0'], got['cq310']])
-        print(f"  {name:7s} RSNA: mean {pos.mean():.3f} on the {len(pos)} slices with blood, {neg.mean():.3f} on the {len(neg)} without "
+        print(f"  {name:15s} RSNA: mean {pos.mean():.3f} on the {len(pos)} slices with blood, {neg.mean():.3f} on the {len(neg)} without "
               f"(AUC {roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]):.3f}); CQ500-CT-0: mean "
               f"{got['cq0'].mean():.3f}, highest {got['cq0'].max():.3f} ({len(got['cq0'])} slices); CQ500-CT-310: {got['cq310'][0]:.3f}; "
               f"AUC over all {len(y)} slices {every:.3f}", flush=True)
+    print(f"p(any) of {run_dir}'s CNNs on real head CT, per slice, and the slice's place in its series alone (`head_middle`):")
+    line('place alone', {key: head_middle(sl).to_numpy() for key, sl in studies.items()})
+    for pipeline, name in (('raw', 'CNN'), ('wdw', 'CNNwdw'), ('slc', 'CNNslc')):
+        net = load_cnn(run, pipeline)
+        line(name, {key: _cnn_outputs(net, series_entry(read_volume(sl.path, np.int16), run.params['image']['cache_size']), pipeline,
+                                      run.params, 'cpu')[0][:, 0] for key, sl in studies.items()})
+
+
+def series(run_dir, n_studies:int=24):
+    from ich_nb.data import read_study, series_kind
+    from ich_nb.phantom import make_phantom
+    run, root = Run(run_dir), Path(tempfile.mkdtemp()) / 'site_b'
+    net, p = load_cnn(run, 'wdw'), run.params
+    truth = make_phantom(root, n_studies, layout='cq500', site='B', seed=99, matrix=p['data']['matrix'], progress=False).set_index('name')
+    rows = []
+    for d in sorted(root.glob('CQ500*')):
+        slices, _ = read_study(d, 'all')
+        for _, g in slices.groupby('series_id'):
+            entry = series_entry(read_volume(g.sort_values('slice_idx').path, np.int16), p['image']['cache_size'])
+            q = _cnn_outputs(net, entry, 'wdw', p, 'cpu')[0][:, 0]
+            rows.append(dict(series=f"{series_kind(*g[['description', 'contrast', 'kernel']].iloc[0])} {g.thickness.iloc[0]:g} mm",
+                             any=truth.loc[cq500_name(d.name), 'any'], highest=q.max(), mean=q.mean()))
+    df = pd.DataFrame(rows)
+    print(f"CNNwdw of {run_dir} on {n_studies} fresh site-B phantom studies ({int(truth['any'].sum())} with blood), every series:")
+    for kind, g in df.groupby('series'):
+        print(f"  {kind:15s} {len(g):3d} series: mean p(any) over the slices of those without blood {g[g['any'] == 0]['mean'].mean():.3f}, "
+              f"with blood {g[g['any'] == 1]['mean'].mean():.3f}; study AUC by the highest slice {roc_auc_score(g['any'], g.highest):.3f}")
 
 
 def shift(run_dir):
@@ -201,18 +271,24 @@ def shift(run_dir):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('what', choices=['schedule', 'sampling', 'brain_window', 'keep', 'gradcam', 'shift', 'real'])
+    ap.add_argument('what', choices=['schedule', 'sampling', 'brain_window', 'curve', 'keep', 'learnt', 'gradcam', 'shift', 'real', 'series'])
     ap.add_argument('--samples', default='../shared/real_samples', help="the team's real samples (for `real`)")
     ap.add_argument('--run-dir', required=True)
     ap.add_argument('--epochs', type=int, default=4)
-    ap.add_argument('--pipeline', default='wdw', choices=['raw', 'wdw', 'slc'], help='the CNN that `sampling` trains')
+    ap.add_argument('--pipeline', default='wdw', choices=['raw', 'wdw', 'slc'], help='the CNN that `sampling` and `curve` train')
+    ap.add_argument('--lr', type=float, help="`curve`: train from the start at this rate (default: the run's, from its checkpoints)")
+    ap.add_argument('--studies', type=int, default=24, help='fresh site-B phantom studies to make (for `series`)')
+    ap.add_argument('--every', type=int, default=2, help='score every this many epochs (for `curve`)')
     ap.add_argument('--tolerance', type=int, default=2, help='pointing game: how many pixels from the bleed a peak may fall (for `gradcam`)')
     a = ap.parse_args()
     torch.set_num_threads(min(torch.get_num_threads(), 2))
     if a.what == 'schedule': schedule(a.run_dir, a.epochs)
     elif a.what == 'sampling': sampling(a.run_dir, a.epochs, a.pipeline)
     elif a.what == 'brain_window': brain_window(a.run_dir, a.epochs)
+    elif a.what == 'curve': curve(a.run_dir, a.epochs, a.pipeline, a.every, a.lr)
     elif a.what == 'keep': keep(a.run_dir)
+    elif a.what == 'learnt': learnt(a.run_dir)
     elif a.what == 'real': real(a.run_dir, a.samples)
+    elif a.what == 'series': series(a.run_dir, a.studies)
     elif a.what == 'gradcam': gradcam(a.run_dir, tolerance=a.tolerance)
     else: shift(a.run_dir)
