@@ -4,7 +4,7 @@ schedule, Grad-CAM's pointing game by backbone stage, what the site shift is mad
     .venv/bin/python benchmarks/workshop.py schedule --run-dir RUN [--epochs 4]
     .venv/bin/python benchmarks/workshop.py sampling --run-dir RUN [--epochs 4] [--pipeline wdw]
     .venv/bin/python benchmarks/workshop.py brain_window --run-dir RUN [--epochs 4]
-    .venv/bin/python benchmarks/workshop.py curve --run-dir RUN --pipeline raw [--epochs 16] [--every 2] [--lr 3e-3]
+    .venv/bin/python benchmarks/workshop.py curve --run-dir RUN [--pipeline wdw] --epochs 16 [--every 2] [--lr 3e-3]
     .venv/bin/python benchmarks/workshop.py keep --run-dir RUN
     .venv/bin/python benchmarks/workshop.py learnt --run-dir RUN
     .venv/bin/python benchmarks/workshop.py gradcam --run-dir RUN [--tolerance 2]
@@ -24,8 +24,8 @@ pipeline scored every `--every` epochs, then training goes on from the last of t
 `--epochs`, scored the same way; with `--lr` other than the run's it trains from the start at that rate.
 `keep` scores a finished run's CNNs at the epoch of lowest validation loss and at the last.
 `learnt` asks of a finished run whether each CNN learnt the blood or only where in the head bleeds lie:
-its slice AUC on the validation slices against that of the slice's place alone (`data.blood_or_place`, as
-the run's 02_cnns shows it).
+on the validation slices, its AUC between slices at the same level (`data.blood_or_level`, as the run's
+02_cnns shows it).
 `gradcam` needs a finished workshop run: its CNNwdw's heatmaps from each stage, on up to 60 test slices
 per subtype (each from its subtype's logit; at the run's stage also from the logit of 'any'), against a
 centred blob and random maps (`gradcam.localisation`; a hit is a peak within `--tolerance` px of the
@@ -38,8 +38,8 @@ validation series moved up, each study by its highest slice.
 (ID_fff502d5, a right basal-ganglia haematoma with intraventricular extension; labelled here by
 looking, in scan order from the skull base: slices 15-22 show blood, 0-11 and 24-33 do not, the
 others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority) and
-pydicom-data's CQ500-CT-310 slice (chronic subdural, positive); beside them, the slices' place in their series
-alone, the score of a CNN that learnt only where bleeds lie.
+pydicom-data's CQ500-CT-310 slice (chronic subdural, positive); beside them, the middle of the head alone
+(`data.head_middle`), the score of a CNN that learnt only where bleeds lie.
 `series` asks whether a finished run's CNNwdw, trained on 5 mm series only, calls thin slices bleeding on the
 phantom too: it makes fresh site-B studies (seed 99) with every series, thin 0.625 mm and bone kernel beside
 the plain 5 mm one, and scores each series, a series by its highest slice.
@@ -54,7 +54,7 @@ from sklearn.metrics import roc_auc_score
 
 from ich_nb.cache import _series_path, series_entry
 from ich_nb.cnn import predict_slices
-from ich_nb.data import blood_or_place, study_scores
+from ich_nb.data import blood_or_level, study_scores
 from ich_nb.dicom import read_volume
 from ich_nb.gradcam import baseline_maps, grad_cam, localisation
 from ich_nb.labels import SUBTYPES, cq500_name
@@ -128,11 +128,12 @@ def curve(run_dir, epochs:int, pipeline:str, every:int=2, lr:float|None=None):
     "Test and validation AUC of `pipeline`'s CNN every `every` epochs: the run's own checkpoints, then trained on to `epochs` (all trained here at another `lr`)."
     run, name = Run(run_dir), cnn_checkpoint(pipeline)
     c, folder = run.params['cnn'], Path(tempfile.mkdtemp())
+    if c['schedule'] != 'constant': raise SystemExit(f"{run_dir} trained with cnn.schedule {c['schedule']}: `curve` goes on at a constant rate only")
     ran = c['epochs'] if lr in (None, c['lr']) else 0                  # epochs of the run's own to score
     c['lr'] = lr or c['lr']
     for f in (run.path / 'models').glob(f'{name}_epoch*.pth') if ran else []: shutil.copy(f, folder)
     learn = run_learner(run, pipeline)
-    print(f"CNN{'' if pipeline == 'raw' else pipeline} of {run_dir} ({ran} of its epochs scored), lr {c['lr']:g}, sampling {c['sampling']}, "
+    print(f"{CNN_MODEL[pipeline]} of {run_dir} ({ran} of its epochs scored), lr {c['lr']:g}, sampling {c['sampling']}, "
           f"{torch.get_num_threads()} torch threads")
     for e in range(every, epochs + 1, every):
         t = time.perf_counter()
@@ -163,12 +164,15 @@ def keep(run_dir):
 
 
 def learnt(run_dir):
+    "Each CNN's slice AUC on a finished run's validation slices, the middle of the head's alone, and the AUC between slices at the same level."
     run = Run(run_dir)
-    slices = run.table('slices')
-    valid = (slices.split == 'valid').to_numpy()
-    rows = [dict(model=name, **blood_or_place(slices[valid], run.preds(name)[1][valid])) for name in CNN_MODEL.values()]
-    print(f"{run_dir}, {valid.sum()} validation slices ({int(slices['any'][valid].sum())} with blood): slice AUC (any) of each CNN "
-          "and of the slice's place in its series alone")
+    rows = []
+    for name in CNN_MODEL.values():
+        slices, probs, _ = run.preds(name)
+        valid = (slices.split == 'valid').to_numpy()
+        rows.append(dict(model=name, **blood_or_level(slices[valid], probs[valid])))
+    print(f"{run_dir}, {valid.sum()} validation slices ({int(slices['any'][valid].sum())} with blood): slice AUC (any) of each CNN, of "
+          "the middle of the head alone, and between slices at the same level (95 % interval, studies resampled)")
     print(pd.DataFrame(rows).set_index('model').round(3).to_string())
 
 
@@ -216,14 +220,15 @@ def real(run_dir, samples):
     studies = {key: read_study(folder)[0] for key, folder in folders.items()}          # in scan order
     def line(name, got):
         pos, neg = got['rsna'][REAL_POSITIVE], got['rsna'][REAL_NEGATIVE]
-        y = np.r_[np.ones(len(pos)), np.zeros(len(neg) + len(got['cq0'])), 1]
-        every = roc_auc_score(y, np.r_[pos, neg, got['cq0'], got['cq310']])
+        y, score = np.r_[np.ones(len(pos)), np.zeros(len(neg) + len(got['cq0'])), 1], np.r_[pos, neg, got['cq0'], got['cq310']]
+        y, score = y[~np.isnan(score)], score[~np.isnan(score)]               # a single slice has no level
+        every = roc_auc_score(y, score)
         print(f"  {name:15s} RSNA: mean {pos.mean():.3f} on the {len(pos)} slices with blood, {neg.mean():.3f} on the {len(neg)} without "
               f"(AUC {roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]):.3f}); CQ500-CT-0: mean "
               f"{got['cq0'].mean():.3f}, highest {got['cq0'].max():.3f} ({len(got['cq0'])} slices); CQ500-CT-310: {got['cq310'][0]:.3f}; "
               f"AUC over all {len(y)} slices {every:.3f}", flush=True)
-    print(f"p(any) of {run_dir}'s CNNs on real head CT, per slice, and the slice's place in its series alone (`head_middle`):")
-    line('place alone', {key: head_middle(sl).to_numpy() for key, sl in studies.items()})
+    print(f"p(any) of {run_dir}'s CNNs on real head CT, per slice, and the middle of the head alone (`head_middle`):")
+    line('middle of head', {key: head_middle(sl).to_numpy() for key, sl in studies.items()})
     for pipeline, name in (('raw', 'CNN'), ('wdw', 'CNNwdw'), ('slc', 'CNNslc')):
         net = load_cnn(run, pipeline)
         line(name, {key: _cnn_outputs(net, series_entry(read_volume(sl.path, np.int16), run.params['image']['cache_size']), pipeline,
@@ -274,7 +279,7 @@ if __name__ == '__main__':
     ap.add_argument('what', choices=['schedule', 'sampling', 'brain_window', 'curve', 'keep', 'learnt', 'gradcam', 'shift', 'real', 'series'])
     ap.add_argument('--samples', default='../shared/real_samples', help="the team's real samples (for `real`)")
     ap.add_argument('--run-dir', required=True)
-    ap.add_argument('--epochs', type=int, default=4)
+    ap.add_argument('--epochs', type=int, default=4, help='epochs to train (`curve`: to train up to, past the run\'s own)')
     ap.add_argument('--pipeline', default='wdw', choices=['raw', 'wdw', 'slc'], help='the CNN that `sampling` and `curve` train')
     ap.add_argument('--lr', type=float, help="`curve`: train from the start at this rate (default: the run's, from its checkpoints)")
     ap.add_argument('--studies', type=int, default=24, help='fresh site-B phantom studies to make (for `series`)')

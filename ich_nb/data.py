@@ -20,9 +20,9 @@ from .labels import CLASSES, DatasetError, cq500_folder, cq500_majority, cq500_n
 from .workers import worker_pool
 
 # %% auto #0
-__all__ = ['SLICE_COLUMNS', 'KIND_ORDER', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores', 'head_middle',
-           'blood_or_place', 'index_rsna', 'series_summary', 'series_kind', 'choose_series', 'study_series',
-           'index_cq500', 'read_study', 'split_patients', 'check_splits']
+__all__ = ['SLICE_COLUMNS', 'KIND_ORDER', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores', 'slice_level',
+           'head_middle', 'same_level_auc', 'blood_or_level', 'index_rsna', 'series_summary', 'series_kind',
+           'choose_series', 'study_series', 'index_cq500', 'read_study', 'split_patients', 'check_splits']
 
 # %% ../nbs/04_data.ipynb #f7362da1
 def _unusable(ds, path) -> str|None:
@@ -117,17 +117,40 @@ def study_scores(slices:pd.DataFrame, probs:np.ndarray) -> pd.DataFrame:
     return p.groupby(slices.study_id.to_numpy()).max().rename_axis('study_id').reset_index()
 
 # %% ../nbs/04_data.ipynb #hp0002
-def head_middle(slices:pd.DataFrame) -> pd.Series:
-    "Each slice's place in its series: 1 in the middle, 0 at the first and the last slice."
-    at = slices.slice_idx / (slices.n_slices - 1).clip(lower=1)
-    return 1 - (2 * at - 1) ** 2
+def slice_level(slices:pd.DataFrame) -> pd.Series:
+    "Each slice's level in its series: 0 at the first slice, 1 at the last (NaN in a series of fewer than three)."
+    return (slices.slice_idx / (slices.n_slices - 1)).where(slices.n_slices >= 3)
 
-# %% ../nbs/04_data.ipynb #hp0004
-def blood_or_place(slices:pd.DataFrame, probs:np.ndarray) -> dict:
-    "Slice AUC (any) of p(any) (rows of `probs` align with `slices`), of the place in the series alone, and their Pearson r."
-    place, p = head_middle(slices).to_numpy(), np.asarray(probs)[:, 0]
-    return dict(slice_auc=roc_auc_score(slices['any'], p), place_auc=roc_auc_score(slices['any'], place),
-                r_with_place=float(np.corrcoef(p, place)[0, 1]))
+def head_middle(slices:pd.DataFrame) -> pd.Series:
+    "1 at the middle level of each series, 0 at its first and last slice: where most of the brain, and most bleeds, lie."
+    return 1 - (2 * slice_level(slices) - 1) ** 2
+
+# %% ../nbs/04_data.ipynb #hp0005
+def same_level_auc(bleeds, p, level, tenths:int=10) -> float:
+    "AUC over the pairs of slices, one with blood (`bleeds` 1) and one without, in the same tenth of their series (`level` 0-1)."
+    bleeds, p = np.asarray(bleeds, int), np.asarray(p)
+    band = np.minimum((np.asarray(level) * tenths).astype(int), tenths - 1)
+    total = pairs = 0.
+    for b in np.unique(band):
+        m = band == b
+        n = bleeds[m].sum() * (m.sum() - bleeds[m].sum())
+        if n: total += roc_auc_score(bleeds[m], p[m]) * n; pairs += n
+    return float(total / pairs) if pairs else np.nan
+
+# %% ../nbs/04_data.ipynb #hp0007
+def blood_or_level(slices:pd.DataFrame, probs:np.ndarray, n_boot:int=200, seed:int=0) -> dict:
+    "Slice AUC (any) of p(any), of `head_middle` alone, and `same_level_auc` with its 95 % interval (studies resampled)."
+    ok = slice_level(slices).notna().to_numpy()
+    s, p = slices[ok], np.asarray(probs)[ok, 0]
+    bleeds, level = s['any'].to_numpy(int), slice_level(s).to_numpy()
+    if bleeds.min() == bleeds.max(): raise ValueError("these slices are all with blood or all without: there is nothing to rank")
+    rows = list(s.groupby('study_id', sort=False).indices.values())      # positions of each study's slices
+    rng = np.random.default_rng(seed)
+    boot = [same_level_auc(bleeds[i], p[i], level[i]) for i in
+            (np.concatenate([rows[j] for j in rng.integers(0, len(rows), len(rows))]) for _ in range(n_boot))]
+    low, high = (float(q) for q in np.nanpercentile(boot, [2.5, 97.5]))
+    return dict(slice_auc=roc_auc_score(bleeds, p), middle_auc=roc_auc_score(bleeds, head_middle(s)),
+                same_level_auc=same_level_auc(bleeds, p, level), low=low, high=high)
 
 # %% ../nbs/04_data.ipynb #ir01
 def _report_skipped(headers:pd.DataFrame, report, studies=()):
