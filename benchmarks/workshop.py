@@ -125,10 +125,11 @@ def brain_window(run_dir, epochs:int):
 
 
 def curve(run_dir, epochs:int, pipeline:str, every:int=2, lr:float|None=None):
-    "Test and validation AUC of `pipeline`'s CNN every `every` epochs: the run's own checkpoints, then trained on to `epochs` (all trained here at another `lr`)."
+    "Validation and test AUC of `pipeline`'s CNN every `every` epochs: the run's checkpoints, then trained on (from the start at another `lr`)."
     run, name = Run(run_dir), cnn_checkpoint(pipeline)
     c, folder = run.params['cnn'], Path(tempfile.mkdtemp())
-    if c['schedule'] != 'constant': raise SystemExit(f"{run_dir} trained with cnn.schedule {c['schedule']}: `curve` goes on at a constant rate only")
+    if c['schedule'] != 'constant':
+        raise SystemExit(f"{run_dir} trained with cnn.schedule {c['schedule']}: `curve` goes on at a constant rate only")
     ran = c['epochs'] if lr in (None, c['lr']) else 0                  # epochs of the run's own to score
     c['lr'] = lr or c['lr']
     for f in (run.path / 'models').glob(f'{name}_epoch*.pth') if ran else []: shutil.copy(f, folder)
@@ -164,7 +165,7 @@ def keep(run_dir):
 
 
 def learnt(run_dir):
-    "Each CNN's slice AUC on a finished run's validation slices, the middle of the head's alone, and the AUC between slices at the same level."
+    "Each CNN's slice AUC on a run's validation slices, the middle of the head's alone, and the AUC between slices at the same level."
     run = Run(run_dir)
     rows = []
     for name in CNN_MODEL.values():
