@@ -24,8 +24,8 @@ pipeline scored every `--every` epochs, then training goes on from the last of t
 `--epochs`, scored the same way; with `--lr` other than the run's it trains from the start at that rate.
 `keep` scores a finished run's CNNs at the epoch of lowest validation loss and at the last.
 `learnt` asks of a finished run whether each CNN learnt the blood or only where in the head bleeds lie:
-on the validation slices, its AUC between slices at the same level (`data.blood_or_level`, as the run's
-02_cnns shows it).
+on the validation slices, its AUC between slices at the same level against the middle of the head's
+(`data.blood_or_level`, as the run's 02_cnns shows it).
 `gradcam` needs a finished workshop run: its CNNwdw's heatmaps from each stage, on up to 60 test slices
 per subtype (each from its subtype's logit; at the run's stage also from the logit of 'any'), against a
 centred blob and random maps (`gradcam.localisation`; a hit is a peak within `--tolerance` px of the
@@ -165,15 +165,15 @@ def keep(run_dir):
 
 
 def learnt(run_dir):
-    "Each CNN's slice AUC on a run's validation slices, the middle of the head's alone, and the AUC between slices at the same level."
+    "Each CNN's slice AUC on a run's validation slices, the middle of the head's alone, both at the same level, and the CNN's gain there."
     run = Run(run_dir)
     rows = []
     for name in CNN_MODEL.values():
         slices, probs, _ = run.preds(name)
         valid = (slices.split == 'valid').to_numpy()
         rows.append(dict(model=name, **blood_or_level(slices[valid], probs[valid])))
-    print(f"{run_dir}, {valid.sum()} validation slices ({int(slices['any'][valid].sum())} with blood): slice AUC (any) of each CNN, of "
-          "the middle of the head alone, and between slices at the same level (95 % interval, studies resampled)")
+    print(f"{run_dir}, {valid.sum()} validation slices ({int(slices['any'][valid].sum())} with blood): slice AUC (any) of each CNN and "
+          "of the middle of the head alone, both at the same level, and the 95 % interval of the CNN's gain there (studies resampled)")
     print(pd.DataFrame(rows).set_index('model').round(3).to_string())
 
 

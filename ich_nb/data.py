@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastprogress.fastprogress import progress_bar
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
@@ -121,36 +122,45 @@ def slice_level(slices:pd.DataFrame) -> pd.Series:
     "Each slice's level in its series: 0 at the first slice, 1 at the last (NaN in a series of fewer than three)."
     return (slices.slice_idx / (slices.n_slices - 1)).where(slices.n_slices >= 3)
 
+# %% ../nbs/04_data.ipynb #hp0009
 def head_middle(slices:pd.DataFrame) -> pd.Series:
     "1 at the middle level of each series, 0 at its first and last slice: where most of the brain, and most bleeds, lie."
     return 1 - (2 * slice_level(slices) - 1) ** 2
 
 # %% ../nbs/04_data.ipynb #hp0005
+def _auc(bleeds, p) -> float:
+    "Mann-Whitney AUC of `p` for `bleeds` (ties count half)."
+    r = rankdata(p)
+    n1 = bleeds.sum()
+    return float((r[bleeds == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(p) - n1)))
+
 def same_level_auc(bleeds, p, level, tenths:int=10) -> float:
-    "AUC over the pairs of slices, one with blood (`bleeds` 1) and one without, in the same tenth of their series (`level` 0-1)."
-    bleeds, p = np.asarray(bleeds, int), np.asarray(p)
-    band = np.minimum((np.asarray(level) * tenths).astype(int), tenths - 1)
+    "AUC over the pairs of slices, one with blood (`bleeds` 1) and one without, in the same tenth of their series (`level` 0-1; NaN left out)."
+    level = np.asarray(level, float)
+    known = ~np.isnan(level)
+    bleeds, p = np.asarray(bleeds, int)[known], np.asarray(p, float)[known]
+    band = np.minimum((np.clip(level[known], 0, 1) * tenths).astype(int), tenths - 1)
     total = pairs = 0.
     for b in np.unique(band):
         m = band == b
         n = bleeds[m].sum() * (m.sum() - bleeds[m].sum())
-        if n: total += roc_auc_score(bleeds[m], p[m]) * n; pairs += n
+        if n: total += _auc(bleeds[m], p[m]) * n; pairs += n
     return float(total / pairs) if pairs else np.nan
 
 # %% ../nbs/04_data.ipynb #hp0007
-def blood_or_level(slices:pd.DataFrame, probs:np.ndarray, n_boot:int=200, seed:int=0) -> dict:
-    "Slice AUC (any) of p(any), of `head_middle` alone, and `same_level_auc` with its 95 % interval (studies resampled)."
+def blood_or_level(slices:pd.DataFrame, probs:np.ndarray, n_boot:int=1000, seed:int=0) -> dict:
+    "Over the slices with a level: slice AUC (any) of p(any) and of `head_middle`; both at the same level; the 95 % interval of their difference there."
     ok = slice_level(slices).notna().to_numpy()
     s, p = slices[ok], np.asarray(probs)[ok, 0]
-    bleeds, level = s['any'].to_numpy(int), slice_level(s).to_numpy()
+    bleeds, level, middle = s['any'].to_numpy(int), slice_level(s).to_numpy(), head_middle(s).to_numpy()
     if bleeds.min() == bleeds.max(): raise ValueError("these slices are all with blood or all without: there is nothing to rank")
+    def gain(i): return same_level_auc(bleeds[i], p[i], level[i]) - same_level_auc(bleeds[i], middle[i], level[i])
     rows = list(s.groupby('study_id', sort=False).indices.values())      # positions of each study's slices
     rng = np.random.default_rng(seed)
-    boot = [same_level_auc(bleeds[i], p[i], level[i]) for i in
-            (np.concatenate([rows[j] for j in rng.integers(0, len(rows), len(rows))]) for _ in range(n_boot))]
+    boot = [gain(np.concatenate([rows[j] for j in rng.integers(0, len(rows), len(rows))])) for _ in range(n_boot)]
     low, high = (float(q) for q in np.nanpercentile(boot, [2.5, 97.5]))
-    return dict(slice_auc=roc_auc_score(bleeds, p), middle_auc=roc_auc_score(bleeds, head_middle(s)),
-                same_level_auc=same_level_auc(bleeds, p, level), low=low, high=high)
+    return dict(slice_auc=_auc(bleeds, p), middle_auc=_auc(bleeds, middle), same_level_auc=same_level_auc(bleeds, p, level),
+                middle_same_level_auc=same_level_auc(bleeds, middle, level), gain_low=low, gain_high=high)
 
 # %% ../nbs/04_data.ipynb #ir01
 def _report_skipped(headers:pd.DataFrame, report, studies=()):
