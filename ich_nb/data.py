@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from fastprogress.fastprogress import progress_bar
-from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit, StratifiedGroupKFold
 
@@ -19,6 +18,7 @@ from .dicom import (POSITIONS, DicomError, check_decodable, dicom_files, header_
 from .files import read_table, write_csv
 from .labels import CLASSES, DatasetError, cq500_folder, cq500_majority, cq500_name, read_cq500_reads, read_rsna_labels
 from .workers import worker_pool
+from .stats import _placements
 
 # %% auto #0
 __all__ = ['SLICE_COLUMNS', 'KIND_ORDER', 'scan_headers', 'skipped', 'slice_table', 'study_labels', 'study_scores', 'slice_level',
@@ -128,12 +128,6 @@ def head_middle(slices:pd.DataFrame) -> pd.Series:
     return 1 - (2 * slice_level(slices) - 1) ** 2
 
 # %% ../nbs/04_data.ipynb #hp0005
-def _auc(bleeds, p) -> float:
-    "Mann-Whitney AUC of `p` for `bleeds` (ties count half)."
-    r = rankdata(p)
-    n1 = bleeds.sum()
-    return float((r[bleeds == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(p) - n1)))
-
 def same_level_auc(bleeds, p, level, tenths:int=10) -> float:
     "AUC over the pairs of slices, one with blood (`bleeds` 1) and one without, in the same tenth of their series (`level` 0-1; NaN left out)."
     level = np.asarray(level, float)
@@ -144,7 +138,7 @@ def same_level_auc(bleeds, p, level, tenths:int=10) -> float:
     for b in np.unique(band):
         m = band == b
         n = bleeds[m].sum() * (m.sum() - bleeds[m].sum())
-        if n: total += _auc(bleeds[m], p[m]) * n; pairs += n
+        if n: total += _placements(bleeds[m], p[m])[0][0] * n; pairs += n     # the midrank AUC of 09_stats
     return float(total / pairs) if pairs else np.nan
 
 # %% ../nbs/04_data.ipynb #hp0007
@@ -159,7 +153,7 @@ def blood_or_level(slices:pd.DataFrame, probs:np.ndarray, n_boot:int=1000, seed:
     rng = np.random.default_rng(seed)
     boot = [gain(np.concatenate([rows[j] for j in rng.integers(0, len(rows), len(rows))])) for _ in range(n_boot)]
     low, high = (float(q) for q in np.nanpercentile(boot, [2.5, 97.5]))
-    return dict(slice_auc=_auc(bleeds, p), middle_auc=_auc(bleeds, middle), same_level_auc=same_level_auc(bleeds, p, level),
+    return dict(slice_auc=roc_auc_score(bleeds, p), middle_auc=roc_auc_score(bleeds, middle), same_level_auc=same_level_auc(bleeds, p, level),
                 middle_same_level_auc=same_level_auc(bleeds, middle, level), gain_low=low, gain_high=high)
 
 # %% ../nbs/04_data.ipynb #ir01
