@@ -227,11 +227,11 @@ def bleed_mask(b:dict, x, y, z, a:dict) -> tuple[np.ndarray, np.ndarray|None]:
 
 # %% ../nbs/03_phantom.ipynb #b9058481
 SITES = {  # how each simulated site scans: ranges are drawn per study
-    'A': dict(manufacturers=('Phantom Medical A1', 'Phantom Medical A2', 'Phantom Medical A3'), thick=5.0, thin=None, bone_series=0.0,
-              noise=(6.3, 10.5), blur_mm=(0.3, 0.9), offset=(-7, 10), beam=(0, 6), streaks=(5, 30), tilt=(0.4, 5, 20),
+    'A': dict(manufacturers=('Phantom Medical A1', 'Phantom Medical A2', 'Phantom Medical A3'), thick=5.0, thin=0.625, thin_spacing=2.5,
+              bone_series=0.0, noise=(6.3, 10.5), blur_mm=(0.3, 0.9), offset=(-7, 10), beam=(0, 6), streaks=(5, 30), tilt=(0.4, 5, 20),
               fov=(200, 260), compress=0.0, no_thickness_tag=0.3,
               representation={'u12': 0.6, 's16': 0.25, 's16pad': 0.12, 'wrapped': 0.03}),
-    'B': dict(manufacturers=('Phantom Medical B',), thick=5.0, thin=0.625, bone_series=0.5, noise=(6.3, 9.8),
+    'B': dict(manufacturers=('Phantom Medical B',), thick=5.0, thin=0.625, thin_spacing=1.25, bone_series=0.5, noise=(6.3, 9.8),
               blur_mm=(0.5, 0.85), offset=(1, 8), beam=(2, 6), streaks=(10, 30), tilt=(0.8, 5, 25), fov=(200, 240),
               compress=0.5, no_thickness_tag=0.0, representation={'s16pad': 0.8, 'u12': 0.2})}
 
@@ -362,8 +362,8 @@ def has_bleeds(seed:int, site:str, index:int, prevalence:float) -> bool:
     return (start + index * 0.6180339887498949) % 1 < prevalence
 
 def make_study(seed:int, site:str, index:int, patient:int, prevalence:float=0.4,
-               subtype_weights:dict|None=None, thin:bool=False) -> dict:
-    "Everything random about study `index` of `site`: the patient's head, its bleeds, the scanner, the pose, the ids."
+               subtype_weights:dict|None=None, thin:bool=False, thin_only:bool=False) -> dict:
+    "Everything random about study `index` of `site`: head, bleeds, scanner, pose, ids (`thin`: add a thin series; `thin_only`: thin alone)."
     head = make_head(np.random.default_rng([seed, ord(site), patient, 0]))
     rng = np.random.default_rng([seed, ord(site), index, 1])
     w = subtype_weights or SUBTYPE_WEIGHTS
@@ -374,9 +374,9 @@ def make_study(seed:int, site:str, index:int, patient:int, prevalence:float=0.4,
         bleeds = [make_bleed(rng, k) for k in kinds]
     scanner, pose = make_scanner(rng, site), make_pose(rng)
     ids = np.random.default_rng([seed, ord(site), index, 2])
-    series = [dict(kind='Plain', thickness=SITES[site]['thick'], kernel='soft')]           # named as CQ500's folders are
-    if thin and SITES[site]['thin']:                                                    # kept every other slice, as the team's sample
-        series.append(dict(kind='PLAIN THIN', thickness=SITES[site]['thin'], spacing=2 * SITES[site]['thin'], kernel='soft'))
+    plain, thin_plain = (dict(kind='Plain', thickness=SITES[site]['thick'], kernel='soft'),             # named as CQ500's folders are
+                         dict(kind='PLAIN THIN', thickness=SITES[site]['thin'], spacing=SITES[site]['thin_spacing'], kernel='soft'))
+    series = [thin_plain] if thin_only else [plain, thin_plain] if thin else [plain]
     if thin and rng.random() < SITES[site]['bone_series']: series.append(dict(kind='BONE', thickness=SITES[site]['thick'], kernel='bone'))
     if site == 'A':   # RSNA-style anonymised ids
         pid = np.random.default_rng([seed, ord(site), patient, 3])
@@ -470,10 +470,11 @@ def _save_npz(path, **arrays):
 
 # %% ../nbs/03_phantom.ipynb #7441781c
 def write_study(root, layout:str, seed:int, site:str, index:int, patient:int, matrix:int=256,
-                prevalence:float=0.4, subtype_weights=None, reader_error:float=0.05, series:str='all') -> dict:
+                prevalence:float=0.4, subtype_weights=None, reader_error:float=0.05, series:str='all', thin_share:float=0.) -> dict:
     "Render study `index` and write it into `root` in `layout` ('rsna' or 'cq500'); returns its labels and reads."
     root = Path(root)
-    st = make_study(seed, site, index, patient, prevalence, subtype_weights, thin=layout == 'cq500' and series == 'all')
+    thin_only = np.random.default_rng([seed, ord(site), index, 6]).random() < thin_share      # a stream of its own: nothing else moves
+    st = make_study(seed, site, index, patient, prevalence, subtype_weights, thin=layout == 'cq500' and series == 'all', thin_only=thin_only)
     rng = np.random.default_rng([seed, ord(site), index, 4])
     name = f'CQ500-CT-{index}'
     slices, out = [], {}
@@ -508,17 +509,20 @@ def write_study(root, layout:str, seed:int, site:str, index:int, patient:int, ma
 # %% ../nbs/03_phantom.ipynb #21900232
 def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:int=0, matrix:int=256,
                  prevalence:float=0.4, subtype_weights:dict|None=None, reader_error:float=0.05,
-                 repeat_rate:float|None=None, duplicates:int=3, series:str='all', workers:int=2, progress:bool=True) -> pd.DataFrame:
+                 repeat_rate:float|None=None, duplicates:int=3, series:str='all', thin_share:float=0., workers:int=2,
+                 progress:bool=True) -> pd.DataFrame:
     "Write `n_studies` phantom head CTs from `site` into `root` in `layout` ('rsna' or 'cq500'); returns the truth per study."
     if layout not in ('rsna', 'cq500'): raise ValueError(f"layout must be 'rsna' or 'cq500', not {layout!r}")
     if series not in ('all', 'one'): raise ValueError(f"series must be 'all' (every series of the site) or 'one' (the plain 5 mm one), not {series!r}")
     if site not in SITES: raise ValueError(f"site must be one of {', '.join(SITES)}, not {site!r}")
-    if not 0 <= prevalence <= 1 or not 0 <= reader_error <= 0.5:
-        raise ValueError(f"prevalence must be in [0, 1] and reader_error in [0, 0.5]; got {prevalence}, {reader_error}")
+    if not 0 <= prevalence <= 1 or not 0 <= reader_error <= 0.5 or not 0 <= thin_share <= 1:
+        raise ValueError(f"prevalence and thin_share must be in [0, 1] and reader_error in [0, 0.5]; got {prevalence}, {thin_share}, {reader_error}")
+    if thin_share and layout != 'rsna': raise ValueError("thin_share is for the RSNA layout (one series a study); the CQ500 layout's thin series come with series='all'")
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     settings = dict(n_studies=n_studies, layout=layout, site=site, seed=seed, matrix=matrix, prevalence=prevalence,
                     subtype_weights=subtype_weights or SUBTYPE_WEIGHTS, reader_error=reader_error, repeat_rate=repeat_rate,
-                    **({'series': series} if series != 'all' else {}))   # phantoms made before `series` existed still match
+                    **({'series': series} if series != 'all' else {}),    # phantoms made before `series` or `thin_share`
+                    **({'thin_share': thin_share} if thin_share else {}))  # existed still match
     made = root / 'phantom.json'      # the settings, and whether the phantom was finished
     before = json.loads(made.read_text()) if made.exists() else None
     if any(root.iterdir()) and (before is None or {k: v for k, v in before.items() if k != 'complete'} != settings):
@@ -530,7 +534,8 @@ def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:i
     prng = np.random.default_rng([seed, ord(site), 99])
     patients = np.cumsum(np.r_[0, prng.random(n_studies - 1) >= repeat_rate])      # some patients have two studies
     jobs = [dict(root=root, layout=layout, seed=seed, site=site, index=i, patient=int(patients[i]), matrix=matrix,
-                 prevalence=prevalence, subtype_weights=subtype_weights, reader_error=reader_error, series=series) for i in range(n_studies)]
+                 prevalence=prevalence, subtype_weights=subtype_weights, reader_error=reader_error, series=series, thin_share=thin_share)
+            for i in range(n_studies)]
     with worker_pool(workers) if workers > 1 else _Serial() as pool:
         done = pool.map(_write_job, jobs)
         results = list(progress_bar(done, total=n_studies, leave=False) if progress else done)

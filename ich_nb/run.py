@@ -48,10 +48,11 @@ def list_profiles() -> dict:
     return {f.stem: f.read_text().splitlines()[0].lstrip('# ') for f in sorted(PROFILES.glob('*.yaml'))}
 
 # %% ../nbs/11_run.ipynb #pf0003
-OPTIONAL = {'image.cache_size': None, 'gpus': 1, 'cnn.schedule': 'constant', 'cnn.sampling': 'all', 'eval.gradcam_stage': -1}  # keys a profile may leave out, and their values then
+OPTIONAL = {'data.thin_share': 0., 'image.cache_size': None, 'gpus': 1, 'cnn.schedule': 'constant', 'cnn.sampling': 'all', 'eval.gradcam_stage': -1}  # keys a profile may leave out, and their values then
 SCHEMA = {  # key: allowed types (None: may be null), or a set of allowed values
     'data': {'source': {'phantom', 'real'}, 'data_dir': (str, None), 'train_studies': (int, None), 'test_studies': (int, None),
-             'matrix': (int, None), 'prevalence': (float, None), 'reader_error': (float, None), 'test_series': {'all', 'one'}},
+             'matrix': (int, None), 'prevalence': (float, None), 'reader_error': (float, None), 'test_series': {'all', 'one'},
+             'thin_share': (float,)},
     'split': {'valid_pct': (float,)},
     'image': {'size': (int,), 'cache_size': (int, None), 'cache_format': {'npy', 'png'}, 'crop': (bool,),
               'normalise': {'imagenet', 'authors'}},
@@ -80,6 +81,7 @@ def _check(value, allowed, key):
     raise ConfigError(f"{key} is {value!r} ({type(value).__name__}); it must be {' or '.join(t.__name__ for t in allowed if t)}")
 
 RANGES = [('split.valid_pct', 0.05, 0.5), ('data.prevalence', 0.05, 0.95), ('data.reader_error', 0., 0.5), ('data.matrix', 32, 1024),
+          ('data.thin_share', 0., 1.),
           ('seed', 0, 2**32 - 1), ('workers', 1, 256), ('gpus', 1, 1024), ('rnn.lr_decay', 0.01, 1.), ('eval.n_boot', 10, 100_000),
           ('eval.gradcam_stage', -4, -1)]
 
