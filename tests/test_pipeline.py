@@ -75,9 +75,13 @@ def test_a_step_run_again_starts_from_nothing_and_takes_the_steps_after_it_with_
     assert Run(rd).manifest()['02_cnns']['status'] == 'done' and 'models/02_killed.txt' in Run(rd).manifest()['02_cnns']['produced']
 
 
+SMALLER = {'data.train_studies': '20', 'data.test_studies': '8', 'data.matrix': '64', 'cnn.epochs': '2', 'rnn.epochs': '4'}
+SHORTER = [a for k, v in SMALLER.items() for a in ('-p', k, v)]      # the smoke profile on less data in fewer epochs: CI's time
+
+
 def phantom_with_bad_files(run) -> dict:
-    "The smoke profile's phantom, made ahead of the run, with bad files mixed in; what each should do."
-    p = load_profile('smoke'); d = p['data']
+    "The phantom of the smoke profile as SHORTER sets it, made ahead of the run, with bad files mixed in; what each should do."
+    p = load_profile('smoke', SMALLER.items()); d = p['data']
     common = dict(seed=p['seed'], matrix=d['matrix'], prevalence=d['prevalence'], reader_error=d['reader_error'], progress=False)
     make_phantom(run / 'data' / 'train', n_studies=d['train_studies'], layout='rsna', site='A', **common)
     make_phantom(run / 'data' / 'test', n_studies=d['test_studies'], layout='cq500', site='B', **common)
@@ -101,9 +105,6 @@ def phantom_with_bad_files(run) -> dict:
     return dict(skipped_train={str(stray): 'not a DICOM file', str(cut): 'pixel data cut short'},
                 skipped_test={str(short): 'it is cut short'},
                 excluded=series, study=studies.study_id[studies.series_id == series].iloc[0])
-
-
-SHORTER = ['-p', 'cnn.epochs', '2', '-p', 'rnn.epochs', '4']                 # the smoke profile in fewer epochs: CI's time
 
 
 def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
