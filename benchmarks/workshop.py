@@ -40,8 +40,8 @@ looking, in scan order from the skull base: slices 15-22 show blood, 0-11 and 24
 others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority) and
 pydicom-data's CQ500-CT-310 slice (chronic subdural, positive); beside them, the middle of the head alone
 (`data.head_middle`), the score of a CNN that learnt only where bleeds lie.
-`series` asks whether a finished run's CNNwdw, trained on 5 mm series only, calls thin slices bleeding on the
-phantom too: it makes fresh site-B studies (seed 99) with every series, thin 0.625 mm and bone kernel beside
+`series` asks whether a finished run's CNNwdw calls thin slices bleeding on the phantom (as it did when it had
+trained on 5 mm series only, before `data.thin_share`): it makes fresh site-B studies (seed 99) with every series, thin 0.625 mm and bone kernel beside
 the plain 5 mm one, and scores each series, a series by its highest slice.
 """
 import argparse, shutil, tempfile, time

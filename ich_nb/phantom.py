@@ -498,7 +498,7 @@ def write_study(root, layout:str, seed:int, site:str, index:int, patient:int, ma
             lab.insert(0, 'any', lab.max(axis=1))
             slices = lab.assign(sop_uid=[str(ds.SOPInstanceUID) for ds in dss]).set_index('sop_uid')[list(CLASSES)]
             truth = slices.max().to_dict()
-            volume_ml = r['masks'].sum() * r['spacing']**2 * r['thickness'] / 1000
+            volume_ml = r['masks'].sum() * r['spacing']**2 * (s.get('spacing') or r['thickness']) / 1000   # mm³ a voxel: pixel² × slice step
     reads = simulate_readers(rng, truth, st['bleeds'], volume_ml, reader_error)
     study = dict(study_id=st['study_uid'], patient_id=st['patient_id'], name=name, site=site, **truth,
                  n_bleeds=len(st['bleeds']), bleeds=' '.join(b['subtype'] for b in st['bleeds']), volume_ml=round(volume_ml, 2),

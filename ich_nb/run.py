@@ -111,6 +111,7 @@ def validate(params:dict, schema:dict=SCHEMA, prefix:str='') -> dict:
             if d[k] is None: raise ConfigError(f"data.{k} must be given for the phantom")
         if d['train_studies'] < 10 or d['test_studies'] < 4: raise ConfigError("data.train_studies must be >= 10 and data.test_studies >= 4")
     else:
+        if d['thin_share']: raise ConfigError("data.thin_share is for the phantom; real studies are as they were scanned: leave it at 0")
         if not d['data_dir']: raise ConfigError("data.data_dir is needed for real data: pass --data-dir, the --dest folder of data_download.sh")
         real_data(d['data_dir'])
     im = out['image']
