@@ -22,7 +22,7 @@ from .workers import worker_pool
 # %% auto #0
 __all__ = ['TISSUES', 'T', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask', 'make_scanner',
            'make_pose', 'render_series', 'has_bleeds', 'make_study', 'series_datasets', 'cranial_cavity', 'brain_stats',
-           'simulate_readers', 'write_study', 'make_phantom', 'read_masks']
+           'simulate_readers', 'write_study', 'make_phantom', 'make_datasets', 'read_masks']
 
 # %% ../nbs/03_phantom.ipynb #4357ea89
 TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume
@@ -547,6 +547,13 @@ def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:i
     write_csv(studies, root / 'phantom_studies.csv')
     write_json(dict(settings, complete=True), made)
     return studies
+
+def make_datasets(train_root, test_root, data:dict, seed:int=0, workers:int=2, progress:bool=True):
+    "The phantom a profile's `data` asks for: site A in the RSNA layout to train on, site B in the CQ500 layout to test on."
+    common = dict(seed=seed, matrix=data['matrix'], prevalence=data['prevalence'], reader_error=data['reader_error'], workers=workers,
+                  progress=progress)
+    make_phantom(train_root, n_studies=data['train_studies'], layout='rsna', site='A', thin_share=data['thin_share'], **common)
+    make_phantom(test_root, n_studies=data['test_studies'], layout='cq500', site='B', series=data['test_series'], **common)
 
 def _write_job(kw): return write_study(**kw)
 

@@ -12,7 +12,7 @@ from pydicom.uid import JPEG2000Lossless
 from ich_nb.data import index_cq500
 from ich_nb.dicom import read_dicom
 from ich_nb.labels import CLASSES, cq500_name
-from ich_nb.phantom import make_phantom
+from ich_nb.phantom import make_datasets, make_phantom
 from ich_nb import pipeline
 from ich_nb.pipeline import STEPS, changed_results, run_series
 from ich_nb.predict import predict_studies
@@ -81,10 +81,8 @@ SHORTER = [a for k, v in SMALLER.items() for a in ('-p', k, v)]      # the smoke
 
 def phantom_with_bad_files(run) -> dict:
     "The phantom of the smoke profile as SHORTER sets it, made ahead of the run, with bad files mixed in; what each should do."
-    p = load_profile('smoke', SMALLER.items()); d = p['data']
-    common = dict(seed=p['seed'], matrix=d['matrix'], prevalence=d['prevalence'], reader_error=d['reader_error'], progress=False)
-    make_phantom(run / 'data' / 'train', n_studies=d['train_studies'], layout='rsna', site='A', **common)
-    make_phantom(run / 'data' / 'test', n_studies=d['test_studies'], layout='cq500', site='B', **common)
+    p = load_profile('smoke', SMALLER.items())
+    make_datasets(run / 'data' / 'train', run / 'data' / 'test', p['data'], seed=p['seed'], progress=False)    # as 01_data makes it
     stray = run / 'data' / 'train' / 'stage_2_train' / 'ID_0000000000.dcm'
     stray.write_text('a note someone saved beside the images')
     cut = sorted((run / 'data' / 'train' / 'stage_2_train').glob('ID_*.dcm'))[20]
