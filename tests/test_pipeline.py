@@ -215,10 +215,11 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     shutil.copytree(run, tmp_path / 'again', ignore=shutil.ignore_patterns('models', 'preds', 'logs'))
     again = Run(tmp_path / 'again')
     threads = torch.get_num_threads(); torch.set_num_threads(int(env['OMP_NUM_THREADS']))
-    try: unbroken = score_slices(again, 'slc', fit_cnn(again, 'slc'))
+    try: unbroken, rescored = score_slices(again, 'slc', fit_cnn(again, 'slc')), score_slices(Run(run), 'wdw')
     finally: torch.set_num_threads(threads)
-    for got, f in zip(unbroken, ('probs.npy', 'embeddings.npy')):
-        assert got.tobytes() == np.load(run / 'preds' / 'CNNslc' / f).tobytes(), f
+    for model, got in (('CNNslc', unbroken), ('CNNwdw', rescored)):                  # CNNwdw: scored again from its kept epoch
+        for a, f in zip(got, ('probs.npy', 'embeddings.npy')):
+            assert a.tobytes() == np.load(run / 'preds' / model / f).tobytes(), (model, f)
 
     # a result changed after the run is not trusted: the step that wrote it, and the steps after, run again, to the same
     table, metrics = run / 'preds' / 'studies.csv', (run / 'metrics.json').read_text()
