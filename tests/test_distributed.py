@@ -60,6 +60,7 @@ def test_reproduce_in_two_processes_resumes_after_a_kill_and_matches_one(tmp_pat
     again = reproduce(tmp_path / 'two', 2, '--until', '02_cnns', env=env)  # the steps after the CNNs are one process's
     out = again.communicate(timeout=900)[0]
     assert again.returncode == 0, out[-3000:]
+    assert 'Stopped after 02_cnns' in out and not (tmp_path / 'two' / 'metrics.json').exists()    # --until: nothing after it ran
     assert first.stat().st_mtime_ns == stamp                                   # resumed: the first epoch was not trained again
     assert {p.parent.name for p in (tmp_path / 'two' / 'logs' / 'train_raw').rglob('stderr.log')} == {'0', '1'}   # every rank's log kept
     shutil.copytree(tmp_path / 'two', tmp_path / 'one', ignore=shutil.ignore_patterns('models', 'preds', 'logs'))
