@@ -22,7 +22,7 @@ from .workers import worker_pool
 # %% auto #0
 __all__ = ['TISSUES', 'T', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask', 'make_scanner',
            'make_pose', 'render_series', 'has_bleeds', 'make_study', 'series_datasets', 'cranial_cavity', 'brain_stats',
-           'simulate_readers', 'write_study', 'make_phantom', 'make_datasets', 'read_masks']
+           'simulate_readers', 'write_study', 'make_phantom', 'read_masks', 'make_datasets']
 
 # %% ../nbs/03_phantom.ipynb #4357ea89
 TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume
@@ -548,13 +548,6 @@ def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:i
     write_json(dict(settings, complete=True), made)
     return studies
 
-def make_datasets(train_root, test_root, data:dict, seed:int=0, workers:int=2, progress:bool=True):
-    "The phantom a profile's `data` asks for: site A in the RSNA layout to train on, site B in the CQ500 layout to test on."
-    common = dict(seed=seed, matrix=data['matrix'], prevalence=data['prevalence'], reader_error=data['reader_error'], workers=workers,
-                  progress=progress)
-    make_phantom(train_root, n_studies=data['train_studies'], layout='rsna', site='A', thin_share=data['thin_share'], **common)
-    make_phantom(test_root, n_studies=data['test_studies'], layout='cq500', site='B', series=data['test_series'], **common)
-
 def _write_job(kw): return write_study(**kw)
 
 class _Serial:
@@ -569,3 +562,11 @@ def read_masks(path) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path, allow_pickle=False) as z:
         shape = tuple(z['shape'])
         return z['sop_uid'], np.unpackbits(z['masks'], axis=-1, count=shape[-1]).astype(bool).reshape(shape)
+
+# %% ../nbs/03_phantom.ipynb #mds00002
+def make_datasets(train_root, test_root, data:dict, seed:int=0, workers:int=2, progress:bool=True):
+    "The phantom a profile's `data` asks for: site A in the RSNA layout to train on, site B in the CQ500 layout to test on."
+    common = dict(seed=seed, matrix=data['matrix'], prevalence=data['prevalence'], reader_error=data['reader_error'], workers=workers,
+                  progress=progress)
+    make_phantom(train_root, n_studies=data['train_studies'], layout='rsna', site='A', thin_share=data['thin_share'], **common)
+    make_phantom(test_root, n_studies=data['test_studies'], layout='cq500', site='B', series=data['test_series'], **common)
