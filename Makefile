@@ -21,8 +21,11 @@ $(STAMP): settings.ini setup.py constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
 	@touch $@
 
+# Two pytest workers, one test file each at a time, the longest files first (tests/conftest.py); one torch
+# thread each, so that the two share the machine's cores instead of spinning against each other.
+TEST_WORKERS ?= 2
 test: $(STAMP) check-sync
-	$(BIN)/python -m pytest
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # nbdev's invariants: ich_nb/ is what nbdev_export makes of nbs/, and notebooks are clean.
 check-sync: $(STAMP)

@@ -1,5 +1,5 @@
 "The paper's series end to end on the smoke profile with bad files mixed in, killed in the middle of training and resumed to the same results as without the kill; changed results found and made again; a step run again starting from nothing; and bad parameters."
-import json, os, shutil, signal, subprocess, sys, time, warnings
+import json, os, re, shutil, signal, subprocess, sys, time, warnings
 from pathlib import Path
 import nbformat
 import numpy as np
@@ -18,7 +18,7 @@ from ich_nb import pipeline
 from ich_nb.pipeline import STEPS, changed_results, run_series
 from ich_nb.launch import fit_cnn, score_slices
 from ich_nb.predict import predict_studies
-from ich_nb.run import MODELS, Run, load_profile, start_run
+from ich_nb.run import MODELS, ConfigError, Run, load_profile, start_run
 
 ICH_NB = Path(sys.executable).parent / 'ich-nb'
 
@@ -77,8 +77,8 @@ def test_a_step_run_again_starts_from_nothing_and_takes_the_steps_after_it_with_
     assert Run(rd).manifest()['02_cnns']['status'] == 'done' and 'models/02_killed.txt' in Run(rd).manifest()['02_cnns']['produced']
 
 
-SMALLER = {'data.train_studies': '20', 'data.test_studies': '8', 'data.matrix': '64', 'cnn.epochs': '2', 'rnn.epochs': '4'}
-SHORTER = [a for k, v in SMALLER.items() for a in ('-p', k, v)]      # the smoke profile on less data in fewer epochs: CI's time
+SMALLER = {'data.train_studies': '20', 'data.test_studies': '8', 'data.matrix': '64', 'image.size': '32', 'cnn.epochs': '2', 'rnn.epochs': '4'}
+SHORTER = [a for k, v in SMALLER.items() for a in ('-p', k, v)]      # the smoke profile on less data, smaller images, fewer epochs: CI's time
 
 
 def phantom_with_bad_files(run) -> dict:
@@ -109,10 +109,9 @@ def phantom_with_bad_files(run) -> dict:
 
 def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     run = tmp_path / 'smoke'
-    env = {**os.environ, 'OMP_NUM_THREADS': '2'}
     bad = phantom_with_bad_files(run)
     proc = subprocess.Popen([ICH_NB, 'reproduce', '--run-dir', run, *SHORTER], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env, start_new_session=True)
+                            text=True, start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and proc.poll() is None and not (run / 'models' / 'cnn_slc_epoch0.pth').exists():
         time.sleep(0.5)
@@ -127,7 +126,7 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     timings[timings.model != 'CNNwdw'].to_csv(run / 'tables' / 'inference_cnns.csv', index=False)   # so it is scored again
     kept = {p.name: p.stat().st_mtime_ns for p in (run / 'models').glob('*.pth')}
 
-    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run, *SHORTER], capture_output=True, text=True, env=env, timeout=900)
+    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run, *SHORTER], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert '[1/5] 01_data: done before, skipped' in r.stdout
     assert 'without encryption' not in r.stdout + r.stderr                 # the kernels' messages are encrypted
@@ -211,10 +210,11 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     assert h.shown['heatmap'].shape == first.shape
 
     # determinism: CNNslc, killed in its first epochs and resumed, is the CNNslc the same data and seed give without a break,
-    # to the byte (trained here, two threads as the run, on a copy of the run without its models and predictions)
+    # to the byte (trained here, with as many torch threads as the run's kernel had, on a copy of the run without its models and predictions)
     shutil.copytree(run, tmp_path / 'again', ignore=shutil.ignore_patterns('models', 'preds', 'logs'))
     again = Run(tmp_path / 'again')
-    threads = torch.get_num_threads(); torch.set_num_threads(int(env['OMP_NUM_THREADS']))
+    device = pd.read_csv(run / 'tables' / 'inference_cnns.csv').set_index('model').device['CNNslc']     # e.g. "CPU (x86_64, 2 threads)"
+    threads = torch.get_num_threads(); torch.set_num_threads(int(re.search(r'(\d+) threads', device)[1]))
     try: unbroken, rescored = score_slices(again, 'slc', fit_cnn(again, 'slc')), score_slices(Run(run), 'wdw')
     finally: torch.set_num_threads(threads)
     for model, got in (('CNNslc', unbroken), ('CNNwdw', rescored)):                  # CNNwdw: scored again from its kept epoch
@@ -225,7 +225,7 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     table, metrics = run / 'preds' / 'studies.csv', (run / 'metrics.json').read_text()
     written = table.read_bytes()
     table.write_bytes(written[:5000])                                           # as a disk error or a hand edit leaves it
-    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run, *SHORTER], capture_output=True, text=True, env=env, timeout=900)
+    r = subprocess.run([ICH_NB, 'reproduce', '--run-dir', run, *SHORTER], capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert '[3/5] 03_rnns: done before, skipped' in r.stdout
     assert '[4/5] 04_evaluate: preds/studies.csv changed or gone since it was made; making all its results again' in r.stdout
@@ -246,16 +246,16 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
         f.write_bytes(kept_bytes)
     assert changed_results(copy) == {}
 
-    # a changed checkpoint or threshold is refused by predict, naming it; put back, it is trusted again
-    for kept in (Run(run).checkpoint('cnn_wdw'), run / 'thresholds.json'):
-        kept_bytes = kept.read_bytes()
-        kept.write_bytes(kept_bytes + b' ')
-        r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p2.csv'], capture_output=True, text=True, timeout=300)
-        assert r.returncode == 2 and str(kept) in r.stderr and 'changed since this run made it' in r.stderr, r.stderr[-2000:]
-        kept.write_bytes(kept_bytes)
-    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p3.csv'], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert abs(pd.read_csv(tmp_path / 'p3.csv').p_any.iloc[0] - out.p_any.iloc[0]) < 1e-6
+    # a changed checkpoint or threshold is refused by predict, naming it (the CLI: exit 2 and the message); put back, it is trusted again
+    checkpoint, thresholds = Run(run).checkpoint('cnn_wdw'), run / 'thresholds.json'
+    kept = {f: f.read_bytes() for f in (checkpoint, thresholds)}
+    checkpoint.write_bytes(kept[checkpoint] + b' ')
+    r = subprocess.run([ICH_NB, 'predict', study, '--run-dir', run, '--out', tmp_path / 'p2.csv'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and str(checkpoint) in r.stderr and 'changed since this run made it' in r.stderr, r.stderr[-2000:]
+    checkpoint.write_bytes(kept[checkpoint]); thresholds.write_bytes(kept[thresholds] + b' ')
+    with pytest.raises(ConfigError, match=re.escape(f'{thresholds} changed since this run made it')): predict_studies(run, [study])
+    thresholds.write_bytes(kept[thresholds])
+    assert abs(predict_studies(run, [study]).p_any.iloc[0] - out.p_any.iloc[0]) < 1e-6
 
 
 def test_the_paper_profile_runs_on_the_real_layouts(tmp_path):
@@ -264,11 +264,10 @@ def test_the_paper_profile_runs_on_the_real_layouts(tmp_path):
     data = tmp_path / 'data'
     make_phantom(data / 'rsna', n_studies=16, layout='rsna', site='A', matrix=64, prevalence=0.6, progress=False)
     made = make_phantom(data / 'cq500', n_studies=6, layout='cq500', site='B', matrix=64, prevalence=0.6, progress=False)
-    tiny = {'cnn.arch': 'resnet10t', 'cnn.pretrained': 'false', 'cnn.epochs': '2', 'image.size': '64', 'image.cache_size': '64',
+    tiny = {'cnn.arch': 'resnet10t', 'cnn.pretrained': 'false', 'cnn.epochs': '2', 'image.size': '32', 'image.cache_size': '32',
             'rnn.hidden': '32', 'rnn.epochs': '2', 'eval.n_boot': '50', 'workers': '2'}
     r = subprocess.run([ICH_NB, 'reproduce', '--profile', 'paper', '--data-dir', data, '--run-dir', tmp_path / 'run',
-                        *[a for k, v in tiny.items() for a in ('-p', k, v)]], capture_output=True, text=True, timeout=1200,
-                       env={**os.environ, 'OMP_NUM_THREADS': '2'})
+                        *[a for k, v in tiny.items() for a in ('-p', k, v)]], capture_output=True, text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path / 'run'
     slices, studies = pd.read_csv(run / 'tables' / 'slices.csv'), pd.read_csv(run / 'tables' / 'studies.csv')
