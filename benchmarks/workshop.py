@@ -8,6 +8,7 @@ schedule, Grad-CAM's pointing game by backbone stage, what the site shift is mad
     .venv/bin/python benchmarks/workshop.py keep --run-dir RUN
     .venv/bin/python benchmarks/workshop.py learnt --run-dir RUN
     .venv/bin/python benchmarks/workshop.py gradcam --run-dir RUN [--tolerance 2]
+    .venv/bin/python benchmarks/workshop.py subtypes --run-dir RUN
     .venv/bin/python benchmarks/workshop.py shift --run-dir RUN
     .venv/bin/python benchmarks/workshop.py real --run-dir RUN [--samples ../shared/real_samples]
     .venv/bin/python benchmarks/workshop.py series --run-dir RUN [--studies 24]
@@ -31,6 +32,9 @@ per subtype (each from its subtype's logit; at the run's stage also from the log
 centred blob and random maps (`gradcam.localisation`; a hit is a peak within `--tolerance` px of the
 bleed, 2 as the run; the pointing game's authors, Zhang et al. 2016, allowed 15 px on
 PASCAL VOC and COCO images of about 500 px: 3 % of the width, 4 px at 128 px).
+`subtypes` asks whether a finished run's CNNwdw tells the subtypes apart, which its subtype heatmaps need:
+for each subtype, the training slices and the studies of each split that hold it, and CNNwdw's study AUC
+for that subtype in each split (the run's own predictions, seconds).
 `shift` asks how much of the site shift is the scanners' calibration: a finished run's CNNwdw scores
 the test site's series with their HU moved down (towards the training site's calibration) and the
 validation series moved up, each study by its highest slice.
@@ -208,6 +212,23 @@ def gradcam(run_dir, per_subtype:int=60, tolerance:int=2):
     print(pd.DataFrame(rows).set_index("subtype").round(3).to_string())
 
 
+def subtypes(run_dir, model:str='CNNwdw'):
+    "For each subtype: training slices and studies of each split holding it, and `model`'s study AUC for it in each split."
+    run = Run(run_dir)
+    slices, preds = run.table('slices'), pd.read_csv(run.path / 'preds' / 'studies.csv')
+    preds = preds[preds.model == model]
+    rows = []
+    for st in SUBTYPES:
+        row = dict(subtype=st, training_slices=int(slices[st][slices.split == 'train'].sum()))
+        for split in ('train', 'valid', 'test'):
+            p = preds[preds.split == split]
+            row[f'{split}: studies'] = int(p[st].sum())
+            row[f'{split}: AUC'] = roc_auc_score(p[st], p[f'p_{st}']) if p[st].nunique() == 2 else np.nan
+        rows.append(row)
+    print(f"{run_dir}: {model}'s study AUC for each subtype, and the slices and studies that hold it, by split")
+    print(pd.DataFrame(rows).set_index('subtype').round(3).to_string())
+
+
 REAL_POSITIVE, REAL_NEGATIVE = list(range(15, 23)), list(range(0, 12)) + list(range(24, 34))   # RSNA ID_fff502d5, in scan order
 
 
@@ -277,7 +298,7 @@ def shift(run_dir):
 
 if __name__ == '__main__':
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('what', choices=['schedule', 'sampling', 'brain_window', 'curve', 'keep', 'learnt', 'gradcam', 'shift', 'real', 'series'])
+    ap.add_argument('what', choices=['schedule', 'sampling', 'brain_window', 'curve', 'keep', 'learnt', 'gradcam', 'subtypes', 'shift', 'real', 'series'])
     ap.add_argument('--samples', default='../shared/real_samples', help="the team's real samples (for `real`)")
     ap.add_argument('--run-dir', required=True)
     ap.add_argument('--epochs', type=int, default=4, help='epochs to train (`curve`: to train up to, past the run\'s own)')
@@ -297,4 +318,5 @@ if __name__ == '__main__':
     elif a.what == 'real': real(a.run_dir, a.samples)
     elif a.what == 'series': series(a.run_dir, a.studies)
     elif a.what == 'gradcam': gradcam(a.run_dir, tolerance=a.tolerance)
+    elif a.what == 'subtypes': subtypes(a.run_dir)
     else: shift(a.run_dir)
