@@ -117,6 +117,7 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
         time.sleep(0.5)
     assert proc.poll() is None, proc.stdout.read()
     os.killpg(proc.pid, signal.SIGKILL); proc.wait()                    # killed while training CNNslc, CNN and CNNwdw trained and scored
+    assert not (run / 'models' / 'cnn_slc_epoch1.pth').exists()         # in CNNslc's last epoch, not after it
     manifest = json.loads((run / 'manifest.json').read_text())
     assert manifest['01_data']['status'] == 'done' and manifest['02_cnns']['status'] == 'started'
     data_done = manifest['01_data']['finished']
@@ -214,7 +215,8 @@ def test_smoke_series_killed_in_training_resumes_and_finishes(tmp_path):
     shutil.copytree(run, tmp_path / 'again', ignore=shutil.ignore_patterns('models', 'preds', 'logs'))
     again = Run(tmp_path / 'again')
     device = pd.read_csv(run / 'tables' / 'inference_cnns.csv').set_index('model').device['CNNslc']     # e.g. "CPU (x86_64, 2 threads)"
-    threads = torch.get_num_threads(); torch.set_num_threads(int(re.search(r'(\d+) threads', device)[1]))
+    used = re.search(r'(\d+) threads', device); assert used, device
+    threads = torch.get_num_threads(); torch.set_num_threads(int(used[1]))
     try: unbroken, rescored = score_slices(again, 'slc', fit_cnn(again, 'slc')), score_slices(Run(run), 'wdw')
     finally: torch.set_num_threads(threads)
     for model, got in (('CNNslc', unbroken), ('CNNwdw', rescored)):                  # CNNwdw: scored again from its kept epoch
