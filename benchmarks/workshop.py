@@ -65,6 +65,7 @@ from ich_nb.labels import SUBTYPES, cq500_name
 from ich_nb.launch import run_learner
 from ich_nb.phantom import read_masks
 from ich_nb.predict import _cnn_outputs, load_cnn, slice_inputs
+from ich_nb.report import table_s3
 from ich_nb.run import CNN_MODEL, Run, checkpoint_path, cnn_checkpoint, kept_checkpoint, read_losses
 from ich_nb.train import fit_resumable, read_checkpoint
 from ich_nb.windowing import PIPELINES
@@ -213,20 +214,15 @@ def gradcam(run_dir, per_subtype:int=60, tolerance:int=2):
 
 
 def subtypes(run_dir, model:str='CNNwdw'):
-    "For each subtype: training slices and studies of each split holding it, and `model`'s study AUC for it in each split."
+    "For each subtype: training slices and studies of each split holding it, and `model`'s study AUC for it in each split (Table S3's)."
     run = Run(run_dir)
     slices, preds = run.table('slices'), pd.read_csv(run.path / 'preds' / 'studies.csv')
-    preds = preds[preds.model == model]
-    rows = []
-    for st in SUBTYPES:
-        row = dict(subtype=st, training_slices=int(slices[st][slices.split == 'train'].sum()))
-        for split in ('train', 'valid', 'test'):
-            p = preds[preds.split == split]
-            row[f'{split}: studies'] = int(p[st].sum())
-            row[f'{split}: AUC'] = roc_auc_score(p[st], p[f'p_{st}']) if p[st].nunique() == 2 else np.nan
-        rows.append(row)
+    table = pd.DataFrame({'training_slices': slices[slices.split == 'train'][list(SUBTYPES)].sum().astype(int)})
+    for split in ('train', 'valid', 'test'):
+        s3 = table_s3(preds[preds.model == model], split).set_index('cls')
+        table[f'{split}: studies'], table[f'{split}: AUC'] = s3.n_pos, s3.auc
     print(f"{run_dir}: {model}'s study AUC for each subtype, and the slices and studies that hold it, by split")
-    print(pd.DataFrame(rows).set_index('subtype').round(3).to_string())
+    print(table.rename_axis('subtype').round(3).to_string())
 
 
 REAL_POSITIVE, REAL_NEGATIVE = list(range(15, 23)), list(range(0, 12)) + list(range(24, 34))   # RSNA ID_fff502d5, in scan order
