@@ -17,16 +17,17 @@ from scipy import ndimage
 from .dicom import ct_dataset
 from .files import write_csv, write_json
 from .labels import CLASSES, CQ500_COLUMNS, SUBTYPES, cq500_folder, write_rsna_labels
+from .windowing import full_range
 from .workers import worker_pool
 
 # %% auto #0
 __all__ = ['TISSUES', 'T', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask', 'make_scanner',
            'make_pose', 'render_series', 'has_bleeds', 'make_study', 'series_datasets', 'cranial_cavity', 'brain_stats',
-           'simulate_readers', 'write_study', 'make_phantom', 'read_masks', 'make_datasets']
+           'full_range_stats', 'simulate_readers', 'write_study', 'make_phantom', 'read_masks', 'make_datasets']
 
 # %% ../nbs/03_phantom.ipynb #4357ea89
-TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume
-    'air': -1000, 'scalp': 38, 'outer_table': 1500, 'diploe': 650, 'inner_table': 1500, 'csf': 6,
+TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume (the tables: 03_phantom's 'The skull sets the full range')
+    'air': -1000, 'scalp': 38, 'outer_table': 1750, 'diploe': 650, 'inner_table': 1750, 'csf': 6,
     'grey': 37, 'white': 29, 'deep_grey': 34, 'falx': 50, 'calcification': 200, 'skull_base': 1100,
     'petrous': 1700, 'soft_tissue': 40, 'fat': -80, 'globe': 12, 'sinus': -900, 'venous': 46, 'falx_calcification': 180}
 T = {name: i for i, name in enumerate(TISSUES)}
@@ -109,8 +110,8 @@ def anatomy(h:dict, x, y, z) -> dict:
     k = h['skull'] * (1 - 0.5 * np.abs(np.cos(th)) * np.exp(-((z + 5) / 30)**2))   # thin temporal squama
     ds = d - h['scalp']                                                              # depth below the outer table
     tissue[(ds >= 0) & (ds < k)] = T['diploe']
-    tissue[(ds >= 0) & (ds < 1.6)] = T['outer_table']
-    tissue[(ds >= k - 1.5) & (ds < k)] = T['inner_table']
+    tissue[(ds >= 0) & (ds < 2.5)] = T['outer_table']                               # compact bone: 2.5 mm outside, 2 mm inside
+    tissue[(ds >= k - 2.0) & (ds < k)] = T['inner_table']
     dd = (ds - k).astype(np.float32)                                                 # depth below the inner table
     cavity = dd >= 0
     low = cavity & (z < -12)
@@ -438,6 +439,16 @@ def brain_stats(hu:np.ndarray, spacing:float) -> dict:
     values = v[cav & (v > -20) & (v < 100)]
     detail = (v - ndimage.gaussian_filter(v, (0, 1.5, 1.5)))[ndimage.binary_erosion(cav & (v > 10) & (v < 60), np.ones((1, 3, 3)), iterations=2)]
     return dict(values=values, noise=float(1.4826 * np.median(np.abs(detail - np.median(detail)))))
+
+# %% ../nbs/03_phantom.ipynb #fr000002
+def full_range_stats(hu:np.ndarray) -> dict:
+    "In `full_range` images of the middle third of the slices: each slice's maximum HU, the brain's mean grey level (NaN where no brain is found), and 40 HU in grey levels."
+    v = np.nan_to_num(hu, nan=-1024)
+    if len(v) >= 3: v = v[len(v) // 3: 2 * len(v) // 3]
+    top = v.reshape(len(v), -1).max(1)
+    brain = cranial_cavity(v) & (v > 15) & (v < 45)
+    grey = np.array([img[m].mean() if m.sum() >= 100 else np.nan for img, m in zip(full_range(v).astype(float), brain)])
+    return dict(top=top, brain_grey=grey, blood_grey=float(40 * 255 / (np.median(top) + 1024)))
 
 # %% ../nbs/03_phantom.ipynb #d891ba27
 def simulate_readers(rng, truth:dict, bleeds:list, volume_ml:float, reader_error:float) -> dict:

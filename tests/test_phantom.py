@@ -206,11 +206,11 @@ def test_refuses_a_folder_with_other_files(tmp_path):
 
 @pytest.mark.parametrize('site, thickness, spacing, real', [('A', 5., None, 'rsna_series_ID_fff502d5'),
                                                            ('B', 0.625, 1.25, 'cq500_CT-0_series_0.625mm_even_instances')])
-def test_brain_hu_and_noise_match_the_real_series(samples, site, thickness, spacing, real):
-    "Each site's brain HU within 6 HU (Wasserstein) of its real counterpart and its noise within 35 % (03_phantom's realism table)."
+def test_brain_and_skull_match_the_real_series(samples, site, thickness, spacing, real):
+    "Each site's brain HU within 6 HU (Wasserstein) of its real counterpart, its noise within 35 %; its slices' maximum (the skull) within 120 HU, the brain's full-range grey level as steady (03_phantom)."
     from scipy.stats import wasserstein_distance
     from ich_nb.dicom import read_dicom
-    from ich_nb.phantom import brain_stats
+    from ich_nb.phantom import brain_stats, full_range_stats
     vol, files = read_series(samples / real)
     ref = brain_stats(vol, float(read_dicom(files.path[0], pixels=False).PixelSpacing[0]))
     st = make_study(7, site, 7, 7, prevalence=0)
@@ -218,3 +218,7 @@ def test_brain_hu_and_noise_match_the_real_series(samples, site, thickness, spac
     ph = brain_stats(r['hu'], r['spacing'])
     assert wasserstein_distance(ph['values'], ref['values']) <= 6, wasserstein_distance(ph['values'], ref['values'])
     assert 0.65 <= ph['noise'] / ref['noise'] <= 1.35, (ph['noise'], ref['noise'])
+    fr, fr_ref = full_range_stats(r['hu']), full_range_stats(vol)
+    assert abs(np.median(fr['top']) - np.median(fr_ref['top'])) <= 120, (np.median(fr['top']), np.median(fr_ref['top']))
+    spread = lambda g: np.median(np.abs(g[~np.isnan(g)] - np.nanmedian(g)))     # grey levels, slice to slice
+    assert spread(fr['brain_grey']) <= 2, spread(fr['brain_grey'])               # the real series: 0.8 and 1.6
