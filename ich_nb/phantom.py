@@ -29,7 +29,8 @@ __all__ = ['TISSUES', 'T', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', '
 TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume (the tables: 03_phantom's 'The skull sets the full range')
     'air': -1000, 'scalp': 38, 'outer_table': 1750, 'diploe': 650, 'inner_table': 1750, 'csf': 6,
     'grey': 37, 'white': 29, 'deep_grey': 34, 'falx': 50, 'calcification': 200, 'skull_base': 1100,
-    'petrous': 1700, 'soft_tissue': 40, 'fat': -80, 'globe': 12, 'sinus': -900, 'venous': 46, 'falx_calcification': 180}
+    'petrous': 1700, 'soft_tissue': 40, 'fat': -80, 'globe': 12, 'sinus': -900, 'venous': 46, 'falx_calcification': 180,
+    'muscle': 52, 'cord': 32}
 T = {name: i for i, name in enumerate(TISSUES)}
 
 # %% ../nbs/03_phantom.ipynb #8bd5199b
@@ -44,6 +45,10 @@ def _on_sphere(f:dict, x, y, z, radius:float=70.) -> np.ndarray:
     r = np.sqrt(x * x + y * y + z * z) + 1e-6
     p = np.stack([x, y, z], -1) * (radius / r)[:, None]
     return np.cos(p @ f['k'].T + f['phase']).sum(1) / np.sqrt(len(f['phase']) / 2)
+
+def _field_at(f:dict, x, y, z) -> np.ndarray:
+    "Random smooth field `f` (`_field`) at the points, unit variance."
+    return np.cos(np.stack([x, y, z], -1) @ f['k'].T + f['phase']).sum(1) / np.sqrt(len(f['phase']) / 2)
 
 def _ell(x, y, z, c, a) -> np.ndarray:
     "Inside the ellipsoid centred at `c` with semi-axes `a` where the result is < 1."
@@ -95,6 +100,23 @@ def _skull_base(x, y, z) -> np.ndarray:
     out[petrous] = T['petrous']
     out[sinus] = T['sinus']; out[orbit] = T['fat']; out[globe] = T['globe']
     out[fossa & ~petrous] = -1
+    out[(np.hypot(x, y - 22) < 15) & (z < -45) & (z >= -70)] = -1             # the foramen magnum: the medulla
+    return out
+
+def _neck(h:dict, x, y, z, d) -> np.ndarray:
+    "Tissue below the skull (z < -45 mm), `d` mm under the skin: muscles parted by fat, the pharynx, the mandible, C1-C2 and the cord."
+    out = np.full(x.shape, T['muscle'], np.int8)
+    out[np.abs(_field_at(h['texture'], x, y, z)) < 0.12] = T['fat']            # fat planes between the muscles
+    out[d < 8] = T['fat']                                                       # subcutaneous fat under the skin
+    r = np.hypot(x / 40, (y + 20) / 38)
+    out[(r > 0.86) & (r < 1) & (y < -22) & (z < -55)] = T['skull_base']         # the mandible: a U open to the back
+    out[np.hypot(x / 9, (y + 8) / 6) < 1] = T['sinus']                          # the pharynx
+    bone = z < -60                                                              # C1-C2: below the foramen magnum
+    canal = np.hypot(x, y - 27)
+    out[bone & (np.hypot(x, y - 8) < 8)] = T['skull_base']                      # the dens and the body
+    out[bone & (canal >= 9) & (canal < 13) & (y > 20)] = T['skull_base']        # the posterior arch
+    out[bone & (canal < 9)] = T['csf']
+    out[bone & (canal < 5)] = T['cord']
     return out
 
 def anatomy(h:dict, x, y, z) -> dict:
@@ -118,6 +140,8 @@ def anatomy(h:dict, x, y, z) -> dict:
     base = _skull_base(x[low], y[low], z[low])
     cavity[np.flatnonzero(low)[base >= 0]] = False
     tissue[np.flatnonzero(low)[base >= 0]] = base[base >= 0]
+    neck = np.flatnonzero((z < -45) & (d >= 2) & np.isin(tissue, [T[k] for k in ('scalp', 'outer_table', 'diploe', 'inner_table', 'soft_tissue')]))
+    tissue[neck] = _neck(h, x[neck], y[neck], z[neck], d[neck])
     tissue[cavity] = T['csf']
     brain = cavity & (dd >= h['csf'])
     tissue[brain] = T['white']
@@ -258,10 +282,6 @@ def make_pose(rng) -> dict:
     return dict(R=Rz @ Rx @ Ry, t=np.array([rng.normal(0, 5), rng.normal(5, 6), rng.uniform(-30, 30)]))
 
 # %% ../nbs/03_phantom.ipynb #82ca042a
-def _field_at(f:dict, x, y, z) -> np.ndarray:
-    "Random smooth field `f` (`_field`) at the points, unit variance."
-    return np.cos(np.stack([x, y, z], -1) @ f['k'].T + f['phase']).sum(1) / np.sqrt(len(f['phase']) / 2)
-
 def _streaks(img:np.ndarray, petrous:np.ndarray, inside:np.ndarray, ps:float, amp:float, rng) -> np.ndarray:
     "The petrous bones' streaks on one slice: a dark band between them and a few bright lines from each (HU, added where `inside`)."
     rr, cc = np.nonzero(petrous > 0.3)
@@ -293,7 +313,7 @@ def render_series(head:dict, bleeds:list, scanner:dict, pose:dict, thickness:flo
     R, t = pose['R'], pose['t']
     az, el = [g.ravel() for g in np.meshgrid(np.linspace(0, 2 * np.pi, 24), np.linspace(0, 0.6, 6))]
     cap = np.stack([np.cos(az) * np.sin(el), np.sin(az) * np.sin(el), np.cos(el)], -1) * [head['A'], head['B'], head['Cu']]
-    lo, hi = (t + R @ [0, 20, -58]) @ normal, ((t + cap @ R.T) @ normal).max() - 3     # foramen magnum to vertex
+    lo, hi = (t + R @ [0, 20, -78]) @ normal, ((t + cap @ R.T) @ normal).max() - 3     # C2 to vertex
     n = int(np.ceil((hi - lo) / spacing)) + 1
     z0 = (lo - t[1] * normal[1]) / normal[2]
     centres = np.array([t[0], t[1], z0]) + np.arange(n)[:, None] * [0, 0, spacing / np.cos(g)]
