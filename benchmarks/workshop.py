@@ -41,7 +41,9 @@ validation series moved up, each study by its highest slice.
 `real` scores real head CT with a finished run's three CNNs, slice by slice: the team's RSNA series
 (ID_fff502d5, a right basal-ganglia haematoma with intraventricular extension; labelled here by
 looking, in scan order from the skull base: slices 15-22 show blood, 0-11 and 24-33 do not, the
-others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority) and
+others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority; its
+slices with little brain, where `phantom.cranial_cavity` finds under a quarter of the head, the face
+and neck and the skull base, apart) and
 pydicom-data's CQ500-CT-310 slice (chronic subdural, positive); beside them, the middle of the head alone
 (`data.head_middle`), the score of a CNN that learnt only where bleeds lie.
 `series` asks whether a finished run's CNNwdw calls thin slices bleeding on the phantom (as it did when it had
@@ -231,11 +233,14 @@ REAL_POSITIVE, REAL_NEGATIVE = list(range(15, 23)), list(range(0, 12)) + list(ra
 def real(run_dir, samples):
     from pydicom.data import get_testdata_file
     from ich_nb.data import head_middle, read_study
+    from ich_nb.phantom import cranial_cavity
     run, samples = Run(run_dir), Path(samples)
     one = Path(tempfile.mkdtemp()) / 'CQ500-CT-310'; one.mkdir()
     shutil.copy(get_testdata_file('693_UNCR.dcm'), one)
     folders = {'rsna': samples / 'rsna_series_ID_fff502d5', 'cq0': samples / 'cq500_CT-0_series_0.625mm_even_instances', 'cq310': one}
     studies = {key: read_study(folder)[0] for key, folder in folders.items()}          # in scan order
+    vol = read_volume(studies['cq0'].path)
+    low = cranial_cavity(vol).sum((1, 2)) < 0.25 * (vol > -500).sum((1, 2))          # little brain: the face and neck, the skull base
     def line(name, got):
         pos, neg = got['rsna'][REAL_POSITIVE], got['rsna'][REAL_NEGATIVE]
         y, score = np.r_[np.ones(len(pos)), np.zeros(len(neg) + len(got['cq0'])), 1], np.r_[pos, neg, got['cq0'], got['cq310']]
@@ -243,7 +248,8 @@ def real(run_dir, samples):
         every = roc_auc_score(y, score)
         print(f"  {name:15s} RSNA: mean {pos.mean():.3f} on the {len(pos)} slices with blood, {neg.mean():.3f} on the {len(neg)} without "
               f"(AUC {roc_auc_score(np.r_[np.ones(len(pos)), np.zeros(len(neg))], np.r_[pos, neg]):.3f}); CQ500-CT-0: mean "
-              f"{got['cq0'].mean():.3f}, highest {got['cq0'].max():.3f} ({len(got['cq0'])} slices); CQ500-CT-310: {got['cq310'][0]:.3f}; "
+              f"{got['cq0'].mean():.3f}, highest {got['cq0'].max():.3f} ({len(got['cq0'])} slices; {got['cq0'][low].mean():.3f} on the {low.sum()} "
+              f"with little brain, {got['cq0'][~low].mean():.3f} on the others); CQ500-CT-310: {got['cq310'][0]:.3f}; "
               f"AUC over all {len(y)} slices {every:.3f}", flush=True)
     print(f"p(any) of {run_dir}'s CNNs on real head CT, per slice, and the middle of the head alone (`head_middle`):")
     line('middle of head', {key: head_middle(sl).to_numpy() for key, sl in studies.items()})

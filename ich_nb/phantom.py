@@ -158,7 +158,12 @@ def anatomy(h:dict, x, y, z) -> dict:
     if h['falx_calc']: tissue[fissure & (np.abs(x) < 0.8) & (np.abs(y - h['falx_calc_at']) < 9) & (dd > 8) & (dd < 30)] = T['falx_calcification']
     sss = cavity & (z > 0) & (y > -50) & (dd < 7) & (np.abs(x) < 0.6 * (7 - dd) + 0.4)        # superior sagittal sinus: a triangle
     transverse = cavity & (dd < 5) & (y > 35) & (np.abs(z + 18 + 0.1 * np.abs(x)) < 3.5) & (np.abs(x) > 4)
-    tissue[sss | transverse] = T['venous']
+    ridge = 4 - (y - 22) * 0.42                                                      # the straight sinus: the vein of Galen down to the torcular
+    tent = cavity & (y > 22) & (np.abs(z - ridge + 0.45 * np.abs(x)) < 0.9) & ~((np.abs(x) < 14) & (y < 32))   # tentorium, its notch
+    tissue[tent] = T['falx']
+    straight = cavity & (y > 22) & (np.abs(x) < 2.2) & (np.abs(z - ridge) < 2.2)
+    torcular = cavity & (dd < 8) & (y > 50) & (np.abs(x) < 9) & (np.abs(z + 18) < 6)
+    tissue[sss | transverse | straight | torcular] = T['venous']
     core = np.flatnonzero(cavity & (np.abs(x) < 45) & (np.abs(y + 5) < 55) & (np.abs(z + 5) < 45))
     xc, yc, zc = x[core], y[core], z[core]                                           # deep structures: only near the centre
     for sx in (-1, 1):                                                               # thalamus, lentiform, caudate
