@@ -74,6 +74,25 @@ def test_skull_and_blood_hu(scan):
     assert blood.sum() > 50 and 50 <= r['hu'][blood].mean() <= 90
 
 
+def test_the_series_starts_at_the_neck(scan):
+    "The lowest slice is below the skull, as a real head CT's: muscles of about 50 HU parted by fat, and the cord in its canal."
+    r, t = scan
+    head = ~np.isin(t[0], [-1, T['air']])
+    muscle, fat = interior(t[:1] == T['muscle'], 2)[0], interior(t[:1] == T['fat'], 1)[0]
+    assert muscle.sum() > 0.2 * head.sum() and fat.sum() > 0.03 * head.sum(), (muscle.sum(), fat.sum(), head.sum())
+    assert 42 <= r['hu'][0][muscle].mean() <= 62 and r['hu'][0][fat].mean() < -30
+    assert (t[0] == T['cord']).any() and not np.isin(t[0], [T['grey'], T['white']]).any()
+
+
+def test_tentorium_is_a_v_pointing_back():
+    "On an axial plane through it the tentorium is two limbs on either side that meet behind, on the straight sinus."
+    a = plane(make_head(np.random.default_rng(3)), -6.)
+    tent = (a['tissue'] == T['falx']) & (Y > 22) & (np.abs(X) > 3)
+    assert (X[tent] > 0).sum() > 20 and (X[tent] < 0).sum() > 20
+    assert np.corrcoef(Y[tent], np.abs(X[tent]))[0, 1] < -0.9              # the further back, the nearer the midline
+    assert ((a['tissue'] == T['venous']) & (np.abs(X) < 2) & (Y > 40)).any()   # the straight sinus at the apex
+
+
 def bleeds_in(subtype, n=25):
     "n random heads with one bleed of `subtype`, each on the axial plane through the bleed."
     for seed in range(n):
