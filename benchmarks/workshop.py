@@ -42,8 +42,8 @@ validation series moved up, each study by its highest slice.
 (ID_fff502d5, a right basal-ganglia haematoma with intraventricular extension; labelled here by
 looking, in scan order from the skull base: slices 15-22 show blood, 0-11 and 24-33 do not, the
 others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority; its
-slices with little brain, where `phantom.cranial_cavity` finds under a quarter of the head, the face
-and neck and the skull base, apart) and
+slices with little brain in its lower half, where `phantom.cranial_cavity` finds under a quarter of
+the head: the face and neck and the skull base, apart) and
 pydicom-data's CQ500-CT-310 slice (chronic subdural, positive); beside them, the middle of the head alone
 (`data.head_middle`), the score of a CNN that learnt only where bleeds lie.
 `series` asks whether a finished run's CNNwdw calls thin slices bleeding on the phantom (as it did when it had
@@ -240,7 +240,8 @@ def real(run_dir, samples):
     folders = {'rsna': samples / 'rsna_series_ID_fff502d5', 'cq0': samples / 'cq500_CT-0_series_0.625mm_even_instances', 'cq310': one}
     studies = {key: read_study(folder)[0] for key, folder in folders.items()}          # in scan order
     vol = read_volume(studies['cq0'].path)
-    low = cranial_cavity(vol).sum((1, 2)) < 0.25 * (vol > -500).sum((1, 2))          # little brain: the face and neck, the skull base
+    low = cranial_cavity(vol).sum((1, 2)) < 0.25 * (vol > -500).sum((1, 2))          # little brain: the face and neck, the skull base ...
+    low &= np.arange(len(vol)) < len(vol) // 2                                      # ... not the vertex
     def line(name, got):
         pos, neg = got['rsna'][REAL_POSITIVE], got['rsna'][REAL_NEGATIVE]
         y, score = np.r_[np.ones(len(pos)), np.zeros(len(neg) + len(got['cq0'])), 1], np.r_[pos, neg, got['cq0'], got['cq310']]

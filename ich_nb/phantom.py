@@ -59,18 +59,21 @@ def make_head(rng) -> dict:
     "Random anatomy of one head: size and shape, layer thicknesses, ventricles, gyri, calcifications, tissue HU."
     s = rng.uniform(0.92, 1.06)
     spread = {'air': 0, 'sinus': 10, 'fat': 5} | {k: 60 for k in ('outer_table', 'diploe', 'inner_table', 'skull_base', 'petrous')}
-    hu = {k: v + rng.normal(0, spread.get(k, 1.5)) for k, v in TISSUES.items()}
+    later = ('muscle', 'cord')                                  # the neck's: drawn last, so every seed keeps the head it had before them
+    hu = {k: v + rng.normal(0, spread.get(k, 1.5)) for k, v in TISSUES.items() if k not in later}
     hu['calcification'] = rng.uniform(120, 300)
     hu['venous'] = rng.uniform(55, 70) if rng.random() < 0.3 else rng.uniform(40, 50)   # dense sinuses: a classic mimic
     hu['falx_calcification'] = rng.uniform(100, 250)
     age = rng.uniform(20, 90)                                                            # atrophy: wider sulci and ventricles
-    return dict(A=72 * s * rng.uniform(0.95, 1.05), B=92 * s * rng.uniform(0.95, 1.04), Cu=84 * s, Cd=110 * s,
+    head = dict(A=72 * s * rng.uniform(0.95, 1.05), B=92 * s * rng.uniform(0.95, 1.04), Cu=84 * s, Cd=110 * s,
                 harmonics=rng.normal(0, 0.012, (3, 2)), scalp=rng.uniform(5, 8), skull=rng.uniform(5.5, 8), age=age,
                 csf=rng.uniform(0.8, 2.5) + max(age - 50, 0) / 40, ventricles=rng.uniform(0.8, 1.2) + max(age - 40, 0) / 100,
                 sulcus_width=rng.uniform(0.12, 0.2) + max(age - 50, 0) / 800,
                 gyri=_field(rng, 20, (14, 28)), gyri_depth=_field(rng, 8, (30, 60)), texture=_field(rng, 12, (12, 40)),
                 choroid=rng.random() < 0.6, pineal=rng.random() < 0.5, falx_calc=rng.random() < 0.2,
                 falx_calc_at=rng.uniform(-40, 20), hu=hu)
+    hu |= {k: TISSUES[k] + rng.normal(0, 1.5) for k in later}
+    return head
 
 # %% ../nbs/03_phantom.ipynb #2fedfa79
 def _skull_base(x, y, z) -> np.ndarray:
@@ -86,7 +89,7 @@ def _skull_base(x, y, z) -> np.ndarray:
         t = sx * (x - sx * 48) * -np.cos(a) + (y - 30) * -np.sin(a)
         w = sx * (x - sx * 48) * -np.sin(a) + (y - 30) * np.cos(a)
         petrous |= (t > 0) & (t < 36) & (np.abs(w) < 4 + 2 * (t < 12)) & (np.abs(z + 33) < 7)
-    clivus = _ell(x, y - 0.8 * (z + 40), z, (0, -9, -38), (8, 7, 18)) < 1                     # slopes up and forward
+    clivus = _ell(x, y + 0.8 * (z + 40), z, (0, -9, -38), (8, 7, 18)) < 1                     # slopes up and forward
     sinus = (_ell(x, y, z, (0, -28, -36), (13, 11, 9)) < 1) | ((np.abs(x) < 9) & (y < -40) & (z < -42))
     orbit, globe = np.zeros(x.shape, bool), np.zeros(x.shape, bool)
     for sx in (-1, 1):
@@ -100,7 +103,7 @@ def _skull_base(x, y, z) -> np.ndarray:
     out[petrous] = T['petrous']
     out[sinus] = T['sinus']; out[orbit] = T['fat']; out[globe] = T['globe']
     out[fossa & ~petrous] = -1
-    out[(np.hypot(x, y - 22) < 15) & (z < -45) & (z >= -70)] = -1             # the foramen magnum: the medulla
+    out[shell & ~clivus & (np.hypot(x, y - 22) < 15) & (z < -45)] = -1        # the foramen magnum: the medulla
     return out
 
 def _neck(h:dict, x, y, z, d) -> np.ndarray:
@@ -109,8 +112,8 @@ def _neck(h:dict, x, y, z, d) -> np.ndarray:
     out[np.abs(_field_at(h['texture'], x, y, z)) < 0.12] = T['fat']            # fat planes between the muscles
     out[d < 8] = T['fat']                                                       # subcutaneous fat under the skin
     r = np.hypot(x / 40, (y + 20) / 38)
-    out[(r > 0.86) & (r < 1) & (y < -22) & (z < -55)] = T['skull_base']         # the mandible: a U open to the back
-    out[np.hypot(x / 9, (y + 8) / 6) < 1] = T['sinus']                          # the pharynx
+    out[(r > 0.86) & (r < 1) & (y < 0) & (z < -55)] = T['skull_base']           # the mandible: a U open to the back
+    out[np.hypot(x / 9, (y + 16) / 6) < 1] = T['sinus']                         # the pharynx
     bone = z < -60                                                              # C1-C2: below the foramen magnum
     canal = np.hypot(x, y - 27)
     out[bone & (np.hypot(x, y - 8) < 8)] = T['skull_base']                      # the dens and the body
@@ -140,7 +143,9 @@ def anatomy(h:dict, x, y, z) -> dict:
     base = _skull_base(x[low], y[low], z[low])
     cavity[np.flatnonzero(low)[base >= 0]] = False
     tissue[np.flatnonzero(low)[base >= 0]] = base[base >= 0]
-    neck = np.flatnonzero((z < -45) & (d >= 2) & np.isin(tissue, [T[k] for k in ('scalp', 'outer_table', 'diploe', 'inner_table', 'soft_tissue')]))
+    occiput = (_ell(x, y, z, (0, 32, -30), (65, 55, 45)) < 1) & (z >= -67)          # the bone around the cerebellum stays
+    neck = np.flatnonzero((z < -45) & (d >= 2) & ~cavity & ~occiput &
+                          np.isin(tissue, [T[k] for k in ('scalp', 'outer_table', 'diploe', 'inner_table', 'soft_tissue')]))
     tissue[neck] = _neck(h, x[neck], y[neck], z[neck], d[neck])
     tissue[cavity] = T['csf']
     brain = cavity & (dd >= h['csf'])
@@ -159,7 +164,7 @@ def anatomy(h:dict, x, y, z) -> dict:
     sss = cavity & (z > 0) & (y > -50) & (dd < 7) & (np.abs(x) < 0.6 * (7 - dd) + 0.4)        # superior sagittal sinus: a triangle
     transverse = cavity & (dd < 5) & (y > 35) & (np.abs(z + 18 + 0.1 * np.abs(x)) < 3.5) & (np.abs(x) > 4)
     ridge = 4 - (y - 22) * 0.42                                                      # the straight sinus: the vein of Galen down to the torcular
-    tent = cavity & (y > 22) & (np.abs(z - ridge + 0.45 * np.abs(x)) < 0.9) & ~((np.abs(x) < 14) & (y < 32))   # tentorium, its notch
+    tent = cavity & (y > 10) & (np.abs(z - ridge + 0.45 * np.abs(x)) < 0.9) & ~((np.abs(x) < 14) & (y < 22))   # tentorium, its notch in front
     tissue[tent] = T['falx']
     straight = cavity & (y > 22) & (np.abs(x) < 2.2) & (np.abs(z - ridge) < 2.2)
     torcular = cavity & (dd < 8) & (y > 50) & (np.abs(x) < 9) & (np.abs(z + 18) < 6)
