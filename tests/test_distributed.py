@@ -16,9 +16,9 @@ def test_two_processes_disjoint_data_one_model(tmp_path):
         slices, studies = index_rsna(tmp_path / 'data', progress=False)
         studies = split_patients(studies, seed=0)
     slices = slices.merge(studies[['study_id', 'split']], on='study_id')
+    build_cache(slices, tmp_path / 'cache', 32, progress=False)                             # every slice of each series cached
     n_train = int((slices.split == 'train').sum())
     if n_train % 2: slices = slices.drop(slices.index[slices.split == 'train'][-1:])      # an even share each
-    build_cache(slices, tmp_path / 'cache', 32, progress=False)
     slices.to_csv(tmp_path / 'slices.csv', index=False)
     torchrun = Path(sys.executable).parent / 'torchrun'
     env = {**os.environ, 'OMP_NUM_THREADS': '1'}
