@@ -239,7 +239,8 @@ def real(run_dir, samples):
     shutil.copy(get_testdata_file('693_UNCR.dcm'), one)
     folders = {'rsna': samples / 'rsna_series_ID_fff502d5', 'cq0': samples / 'cq500_CT-0_series_0.625mm_even_instances', 'cq310': one}
     studies = {key: read_study(folder)[0] for key, folder in folders.items()}          # in scan order
-    vol = read_volume(studies['cq0'].path)
+    vols = {key: read_volume(sl.path, np.int16) for key, sl in studies.items()}
+    vol = vols['cq0']
     low = cranial_cavity(vol).sum((1, 2)) < 0.25 * (vol > -500).sum((1, 2))          # little brain: the face and neck, the skull base ...
     low &= np.arange(len(vol)) < len(vol) // 2                                      # ... not the vertex
     def line(name, got):
@@ -256,8 +257,8 @@ def real(run_dir, samples):
     line('middle of head', {key: head_middle(sl).to_numpy() for key, sl in studies.items()})
     for pipeline, name in (('raw', 'CNN'), ('wdw', 'CNNwdw'), ('slc', 'CNNslc')):
         net = load_cnn(run, pipeline)
-        line(name, {key: _cnn_outputs(net, series_entry(read_volume(sl.path, np.int16), run.params['image']['cache_size']), pipeline,
-                                      run.params, 'cpu')[0][:, 0] for key, sl in studies.items()})
+        line(name, {key: _cnn_outputs(net, series_entry(vol, run.params['image']['cache_size']), pipeline,
+                                      run.params, 'cpu')[0][:, 0] for key, vol in vols.items()})
 
 
 def series(run_dir, n_studies:int=24):

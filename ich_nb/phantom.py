@@ -472,13 +472,14 @@ def brain_stats(hu:np.ndarray, spacing:float) -> dict:
 
 # %% ../nbs/03_phantom.ipynb #fr000002
 def full_range_stats(hu:np.ndarray) -> dict:
-    "In `full_range` images of the middle third of the slices: each slice's maximum HU, the brain's mean grey level (NaN where no brain is found), and 40 HU in grey levels."
+    "In `full_range` images of the middle third of the slices: each slice's maximum HU, the brain's mean grey level (NaN where no brain is found) and its spread between slices (median absolute deviation), and 40 HU in grey levels."
     v = np.nan_to_num(hu, nan=-1024)
     if len(v) >= 3: v = v[len(v) // 3: 2 * len(v) // 3]
     top = v.reshape(len(v), -1).max(1)
     brain = cranial_cavity(v) & (v > 15) & (v < 45)
     grey = np.array([img[m].mean() if m.sum() >= 100 else np.nan for img, m in zip(full_range(v).astype(float), brain)])
-    return dict(top=top, brain_grey=grey, blood_grey=float(40 * 255 / (np.median(top) + 1024)))
+    spread = float(np.nanmedian(np.abs(grey - np.nanmedian(grey))))
+    return dict(top=top, brain_grey=grey, spread=spread, blood_grey=float(40 * 255 / (np.median(top) + 1024)))
 
 # %% ../nbs/03_phantom.ipynb #d891ba27
 def simulate_readers(rng, truth:dict, bleeds:list, volume_ml:float, reader_error:float) -> dict:
