@@ -50,6 +50,12 @@ def _field_at(f:dict, x, y, z) -> np.ndarray:
     "Random smooth field `f` (`_field`) at the points, unit variance."
     return np.cos(np.stack([x, y, z], -1) @ f['k'].T + f['phase']).sum(1) / np.sqrt(len(f['phase']) / 2)
 
+def _tube(x, y, z, a, b, r:float) -> np.ndarray:
+    "Inside the tube of radius `r` around the segment from `a` to `b`."
+    p, a, ab = np.stack([x, y, z], -1), np.asarray(a, float), np.subtract(b, a)
+    t = np.clip((p - a) @ ab / (ab @ ab), 0, 1)
+    return np.linalg.norm(p - a - t[:, None] * ab, axis=-1) < r
+
 def _ell(x, y, z, c, a) -> np.ndarray:
     "Inside the ellipsoid centred at `c` with semi-axes `a` where the result is < 1."
     return ((x - c[0]) / a[0])**2 + ((y - c[1]) / a[1])**2 + ((z - c[2]) / a[2])**2
@@ -73,6 +79,8 @@ def make_head(rng) -> dict:
                 choroid=rng.random() < 0.6, pineal=rng.random() < 0.5, falx_calc=rng.random() < 0.2,
                 falx_calc_at=rng.uniform(-40, 20), hu=hu)
     hu |= {k: TISSUES[k] + rng.normal(0, 1.5) for k in later}
+    hu['falx'] = rng.uniform(45, 70)                             # dura as dense as fresh blood, or nearly (drawn last, as the neck)
+    head['vessels'] = _field(rng, 16, (10, 20))                  # where the cortical veins run in the sulci
     return head
 
 # %% ../nbs/03_phantom.ipynb #2fedfa79
@@ -157,6 +165,8 @@ def anatomy(h:dict, x, y, z) -> dict:
     sulcus = (np.abs(g) < h['sulcus_width']) & (dd[band] < depth)
     tissue[band[grey]] = T['grey']
     tissue[band[sulcus]] = T['csf']
+    vein = sulcus & (np.abs(g) < 0.7 * h['sulcus_width']) & (dd[band] < h['csf'] + 6)   # cortical veins at the sulci's mouths
+    tissue[band[vein & (_on_sphere(h['vessels'], x[band], y[band], z[band]) > 0.9)]] = T['venous']
     fissure = cavity & (np.abs(x) < 1.3) & (z > -10) & (dd < 50) & (y < 60)          # interhemispheric fissure, falx
     tissue[fissure] = T['csf']
     tissue[fissure & (np.abs(x) < 0.5)] = T['falx']
@@ -188,6 +198,9 @@ def anatomy(h:dict, x, y, z) -> dict:
           | (_ell(xc, yc, zc, (0, -8, -16), (9, 7, 4)) < 1))
     vent = np.zeros(x.shape, bool); vent[core[vc]] = True
     tissue[core[vc | cc]] = T['csf']
+    deep = _tube(xc, yc, zc, (0, 17, 9), (0, 23, 4.5), 2.5)                          # the vein of Galen, into the straight sinus
+    for sx in (-1, 1): deep |= _tube(xc, yc, zc, (sx * 2.5, -6, 11), (sx * 1.2, 17, 9.5), 1.4)   # the internal cerebral veins
+    tissue[core[deep]] = T['venous']
     calc = np.zeros(len(core), bool)
     if h['choroid']:
         for sx in (-1, 1): calc |= _ell(xc, yc, zc, (sx * 19, 31, 10), (2.5, 3, 2.5)) < 1

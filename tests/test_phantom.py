@@ -95,6 +95,18 @@ def test_tentorium_is_a_v_pointing_back():
     assert ((a['tissue'] == T['venous']) & (np.abs(X) < 2) & (Y > 40)).any()   # the straight sinus at the apex
 
 
+def test_veins_are_dense_like_blood():
+    "The vein of Galen and the internal cerebral veins behind the third ventricle, and cortical veins in the sulci, at the sinuses' HU."
+    for seed in range(5):
+        head = make_head(np.random.default_rng(seed))
+        deep = (plane(head, 9.)['tissue'] == T['venous']) & (np.abs(X) < 4) & (Y > -8) & (Y < 24)
+        assert (X[deep] > 0).sum() > 10 and (X[deep] < 0).sum() > 10 and np.ptp(Y[deep]) > 15     # paired, running back
+        a = plane(head, 35.)
+        cortical = (a['tissue'] == T['venous']) & (np.abs(X) > 10)                 # away from the superior sagittal sinus
+        assert cortical.sum() > 20 and np.median(a['depth'][cortical]) < head['csf'] + 6
+        assert 40 <= head['hu']['venous'] <= 70 and 45 <= head['hu']['falx'] <= 70
+
+
 def bleeds_in(subtype, n=25):
     "n random heads with one bleed of `subtype`, each on the axial plane through the bleed."
     for seed in range(n):
