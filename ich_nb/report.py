@@ -29,11 +29,11 @@ from .stats import (class_metrics, delong_test, mcnemar_test, mean_average_preci
                           threshold_metrics)
 
 # %% auto #0
-__all__ = ['PROB', 'SOURCES', 'NAMES', 'synthetic_predictions', 'paper_values', 'paper_fig1', 'interval_text', 'table_s3', 'fig1',
-           'fig2', 'table2', 'table_s4', 'study_predictions', 'operating_thresholds', 'run_metrics', 'paper_findings',
-           'table1', 'table_s1', 'table_s2', 'left_out', 'inference_table', 'ledger', 'nearest_profile', 'provenance',
-           'gradcam_cases', 'gradcam_figure', 'render_executed', 'fig1_static', 'fig2_static', 'show_figure',
-           'paper_table', 'write_report', 'report_run']
+__all__ = ['PROB', 'LEDGER_HEADINGS', 'GRADCAM_KEY', 'SOURCES', 'NAMES', 'synthetic_predictions', 'paper_values', 'paper_fig1',
+           'interval_text', 'table_s3', 'fig1', 'fig2', 'table2', 'table_s4', 'study_predictions',
+           'operating_thresholds', 'run_metrics', 'paper_findings', 'table1', 'table_s1', 'table_s2', 'left_out',
+           'inference_table', 'ledger', 'nearest_profile', 'provenance', 'gradcam_cases', 'gradcam_figure',
+           'render_executed', 'fig1_static', 'fig2_static', 'show_figure', 'paper_table', 'write_report', 'report_run']
 
 # %% ../nbs/13_report.ipynb #c08dd943
 PROB = {c: f'p_{c}' for c in CLASSES}
@@ -304,9 +304,22 @@ def inference_table(cnns:pd.DataFrame, rnns:pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../nbs/13_report.ipynb #tb000014
-def ledger() -> pd.DataFrame:
-    "The deviation ledger: every place where the paper, the authors' code and `ich-nb reproduce --profile paper` differ."
-    return pd.DataFrame(yaml.safe_load((Path(ich_nb.__file__).parent / 'paper' / 'deviations.yaml').read_text()))
+def ledger(params:dict|None=None) -> pd.DataFrame:
+    "The deviation ledger: where the paper, the authors' code and `--profile paper` differ; with a run's `params`, its value of each switch (`this_run`)."
+    led = pd.DataFrame(yaml.safe_load((Path(ich_nb.__file__).parent / 'paper' / 'deviations.yaml').read_text()))
+    def value(key):
+        if not isinstance(key, str): return None
+        v = params
+        for k in key.split('.'): v = v.get(k) if isinstance(v, dict) else None
+        return v
+    return led if params is None else led.assign(this_run=[value(k) for k in led.switch])
+
+LEDGER_HEADINGS = {'ich_nb': 'what ich_nb does (paper profile)', 'switch': 'switch', 'paper_profile': "paper profile's value",
+                   'this_run': "this run's value"}    # the report's column headings
+
+GRADCAM_KEY = ("<p>Each panel: a test slice in the brain window (CNNwdw's first channel) under Grad-CAM of the subtype's output, "
+               "blue where it is lowest on the slice and red where highest, and the bleed's mask outlined in green where the data have masks "
+               "(the phantom). A call is a probability at or above the subtype's balanced threshold (thresholds.json).</p>")
 
 # %% ../nbs/13_report.ipynb #pr000002
 def _flat(d:dict, prefix:str='') -> dict:
@@ -494,8 +507,8 @@ def _provenance_html(prov:dict) -> str:
     return pd.DataFrame({'': list(prov), 'value': [show(v) for v in prov.values()]}).to_html(index=False, border=0, classes='t')
 
 def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb report', ci:str='delong', n_boot:int=1000,
-                 s3:pd.DataFrame|None=None, extra:dict|None=None, provenance:dict|None=None) -> Path:
-    "Figures (HTML fragments, PNG, SVG), tables (CSV, HTML) and one self-contained report.html in `out`; `extra`: {title: table} to add."
+                 s3:pd.DataFrame|None=None, extra:dict|None=None, provenance:dict|None=None, params:dict|None=None) -> Path:
+    "Figures (HTML fragments, PNG, SVG), tables (CSV, HTML) and one self-contained report.html in `out`; `extra`: {title: table} to add; `params`: the run's."
     out = Path(out); (out / 'figures').mkdir(parents=True, exist_ok=True); (out / 'tables').mkdir(exist_ok=True)
     models = list(dict.fromkeys(preds.model))
     model = model or models[-1]
@@ -525,15 +538,16 @@ def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb
     for key, heading in (('fig3', 'Fig. 3: Grad-CAM of CNNwdw, right calls (true positives) per subtype'),
                          ('fig4', 'Fig. 4: Grad-CAM of CNNwdw, wrong calls (false positives and false negatives) per subtype')):
         png = out / 'figures' / f'{key}.png'
-        parts += [f'<h2>{heading}</h2>', _png(png) if png.exists() else '<p>Not made yet: the series\' step 05_explain draws it.</p>',
+        parts += [f'<h2>{heading}</h2>', GRADCAM_KEY, _png(png) if png.exists() else '<p>Not made yet: the series\' step 05_explain draws it.</p>',
                   _source(key)]
     for heading, t in (extra or {}).items():
         parts += [f'<h2>{html.escape(heading)}</h2>', t.to_html(border=0, classes='t', na_rep='n/a')]
-    parts += ['<h2>How this run differs from the paper: the deviation ledger</h2>', ledger().astype(object).where(ledger().notna(), '').to_html(index=False, border=0, classes='t')]
+    led = ledger(params).rename(columns=LEDGER_HEADINGS)
+    parts += ['<h2>How this run differs from the paper: the deviation ledger</h2>', led.astype(object).where(led.notna(), '').to_html(index=False, border=0, classes='t')]
     if provenance: parts += ['<h2>Provenance</h2>', _provenance_html(provenance)]
     page = ('<!doctype html><html><head><meta charset="utf-8"><title>' + html.escape(title) + '</title>'
             '<style>body{font-family:sans-serif;max-width:1100px;margin:auto} table.t{border-collapse:collapse;font-size:12px}'
-            ' table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd;vertical-align:top}</style>'
+            ' table.t td,table.t th{padding:2px 6px;border-bottom:1px solid #ddd;vertical-align:top;text-align:left}</style>'
             '<script type="text/javascript">' + plotly.offline.get_plotlyjs() + '</script></head><body>'
             + '\n'.join(parts) + '</body></html>')
     write_text(page, out / 'report.html')
@@ -560,5 +574,5 @@ def report_run(run:Run, model:str='CNNens-RNN', preds:pd.DataFrame|None=None) ->
     mf = run.path / 'metrics.json'
     write_json({**(json.loads(mf.read_text()) if mf.exists() else {}), **run_metrics(preds, s3)}, mf)
     page = write_report(preds, run.path, model=model, title=f"ich_nb: {run.path.name}", ci=ci, n_boot=n_boot, s3=s3, extra=extra,
-                        provenance=provenance(run.path))
+                        provenance=provenance(run.path), params=run.params)
     return preds, s3, extra, page
