@@ -418,7 +418,8 @@ def fig1_static(s3:pd.DataFrame, path, paper:bool=True, dpi:int=150):
         ref = paper_fig1().set_index('model').reindex(any_.model)
         ax.scatter(x - 0.2, ref.mAP, marker='D', color='k', zorder=3, label='paper')
         ax.scatter(x + 0.2, ref.auc_any, marker='D', color='k', zorder=3)
-    ax.set_xticks(x, any_.model, rotation=20); ax.set_ylim(0, 1.05); ax.legend(loc='lower right'); ax.set_title('mAP and AUC-ROC (any)')
+    ax.set_xticks(x, any_.model, rotation=20); ax.set_ylim(0, 1.22); ax.set_yticks(np.linspace(0, 1, 6)); ax.set_ylabel('mAP, AUC-ROC (any)')
+    ax.legend(loc='upper center', ncol=3, frameon=False); ax.set_title('mAP and AUC-ROC (any)')        # above the bars, never on them
     f.tight_layout(); f.savefig(path, dpi=dpi); plt.close(f)
 
 # %% ../nbs/13_report.ipynb #6d4f4229
@@ -435,7 +436,7 @@ def fig2_static(preds:pd.DataFrame, model:str, path, split:str='test', ci:str='d
         if roc: a.plot([0, 1], [0, 1], '--', color='grey')
         a.set(xlabel='1 - specificity' if roc else 'recall', ylabel='sensitivity' if roc else 'precision', xlim=(0, 1), ylim=(0, 1.02),
               title=title + (' (AUC-ROC [95% CI])' if roc else ' (AUC-PR [95% CI])'))
-        if a.lines: a.legend(fontsize=7, loc='lower right' if roc else 'lower left')
+        if a.lines: a.legend(fontsize=7, loc='lower right' if roc else 'best')         # PR curves of a weak model fill the lower left
     f.suptitle(f'{model}, {split} set'); f.tight_layout(); f.savefig(path, dpi=dpi); plt.close(f)
 
 # %% ../nbs/13_report.ipynb #sf000002
