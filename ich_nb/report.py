@@ -489,9 +489,10 @@ def paper_table(df:pd.DataFrame) -> pd.DataFrame:
     "A table of this module as the paper prints it: named columns, intervals as 'v (lo–hi)', the paper's values beside."
     return _paper_names(_with_ci(_paper_beside(df)))
 
+def _number(v:float) -> str: return f'{v:.3g}' if abs(v) < 0.01 and v != 0 else f'{v:.3f}'    # 0.913, 0.00152 s, p 5.25e-19
+
 def _table_html(df:pd.DataFrame) -> str:
-    return paper_table(df).to_html(index=False, border=0, classes='t', na_rep='n/a',
-                                float_format=lambda v: f'{v:.3g}' if abs(v) < 1e-3 and v != 0 else f'{v:.3f}')
+    return paper_table(df).to_html(index=False, border=0, classes='t', na_rep='n/a', float_format=_number)
 
 def _source(key:str) -> str:
     "A link to the executed notebook (as HTML in the run folder) that made figure or table `key`."
@@ -542,7 +543,7 @@ def write_report(preds:pd.DataFrame, out, model:str|None=None, title:str='ich_nb
         parts += [f'<h2>{heading}</h2>', GRADCAM_KEY, _png(png) if png.exists() else '<p>Not made yet: the series\' step 05_explain draws it.</p>',
                   _source(key)]
     for heading, t in (extra or {}).items():
-        parts += [f'<h2>{html.escape(heading)}</h2>', t.to_html(border=0, classes='t', na_rep='n/a')]
+        parts += [f'<h2>{html.escape(heading)}</h2>', t.to_html(border=0, classes='t', na_rep='n/a', float_format=_number)]
     led = ledger(params).rename(columns=LEDGER_HEADINGS)
     parts += ['<h2>How this run differs from the paper: the deviation ledger</h2>', led.astype(object).where(led.notna(), '').to_html(index=False, border=0, classes='t')]
     if provenance: parts += ['<h2>Provenance</h2>', _provenance_html(provenance)]
