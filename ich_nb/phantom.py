@@ -78,7 +78,7 @@ def make_head(rng) -> dict:
                 gyri=_field(rng, 20, (14, 28)), gyri_depth=_field(rng, 8, (30, 60)), texture=_field(rng, 12, (12, 40)),
                 choroid=rng.random() < 0.6, pineal=rng.random() < 0.5, falx_calc=rng.random() < 0.2,
                 falx_calc_at=rng.uniform(-40, 20), hu=hu)
-    hu |= {'muscle': rng.uniform(45, 66), 'cord': TISSUES['cord'] + rng.normal(0, 1.5)}   # muscle as dense as on real scans' lowest slices
+    hu |= {k: TISSUES[k] + rng.normal(0, 1.5) for k in later}
     hu['falx'] = rng.uniform(45, 70)                             # dura as dense as fresh blood, or nearly (drawn last, as the neck)
     head['vessels'] = _field(rng, 16, (10, 20))                  # where the cortical veins run in the sulci
     return head
@@ -155,8 +155,6 @@ def anatomy(h:dict, x, y, z) -> dict:
     neck = np.flatnonzero((z < -45) & (d >= 2) & ~cavity & ~occiput &
                           np.isin(tissue, [T[k] for k in ('scalp', 'outer_table', 'diploe', 'inner_table', 'soft_tissue')]))
     tissue[neck] = _neck(h, x[neck], y[neck], z[neck], d[neck])
-    face = np.flatnonzero(tissue == T['soft_tissue'])                               # above the neck, the face's soft tissue: masticator muscles
-    tissue[face] = np.where(np.abs(_field_at(h['texture'], x[face], y[face], z[face])) < 0.12, T['fat'], T['muscle'])
     tissue[cavity] = T['csf']
     brain = cavity & (dd >= h['csf'])
     tissue[brain] = T['white']

@@ -75,31 +75,15 @@ def test_skull_and_blood_hu(scan):
 
 
 def test_the_series_starts_at_the_neck(scan):
-    "The lowest slices are below the skull, as a real head CT's: muscles of 45-66 HU parted by fat, and the cord in its canal."
+    "The lowest slices are below the skull, as a real head CT's: muscles of about 50 HU parted by fat, and the cord in its canal."
     r, t = scan
     head = ~np.isin(t[0], [-1, T['air']])
     muscle, fat = interior(t[:1] == T['muscle'], 2)[0], interior(t[:1] == T['fat'], 1)[0]
     assert muscle.sum() > 0.2 * head.sum() and fat.sum() > 0.03 * head.sum(), (muscle.sum(), fat.sum(), head.sum())
-    assert 42 <= r['hu'][0][muscle].mean() <= 70 and r['hu'][0][fat].mean() < -30
+    assert 42 <= r['hu'][0][muscle].mean() <= 62 and r['hu'][0][fat].mean() < -30
     below = r['ipp'][:, 2] < -68                                               # below the foramen magnum: no brain, the cord in every slice
     assert below.sum() >= 3 and not np.isin(t[below], [T['grey'], T['white']]).any()
     assert all((tk == T['cord']).any() for tk in t[below])
-
-
-def test_face_and_neck_as_dense_as_on_real_scans(tmp_path):
-    "Soft tissue outside the skull on the lowest slices (the rule of benchmarks/workshop.py real): median 41 HU on the real RSNA series, 57 on CQ500-CT-0; the phantom's heads span both."
-    from ich_nb.data import read_study
-    from ich_nb.dicom import read_volume
-    from ich_nb.phantom import cranial_cavity
-    make_phantom(tmp_path, n_studies=10, layout='rsna', site='A', matrix=128, workers=2, progress=False)
-    medians = []
-    for _, g in read_study(tmp_path, 'all')[0].groupby('series_id'):
-        v = read_volume(g.sort_values('slice_idx').path, np.int16)
-        cavity = cranial_cavity(v)
-        low = (cavity.sum((1, 2)) < 0.25 * (v > -500).sum((1, 2))) & (np.arange(len(v)) < len(v) // 2)
-        out = v[low][~cavity[low]]
-        medians.append(np.median(out[(out > 20) & (out < 100)]))
-    assert min(medians) <= 41 and max(medians) >= 57, sorted(medians)
 
 
 def test_tentorium_is_a_v_pointing_back():
