@@ -304,24 +304,6 @@ def inference_table(cnns:pd.DataFrame, rnns:pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 # %% ../nbs/13_report.ipynb #tb000014
-def ledger(params:dict|None=None) -> pd.DataFrame:
-    "The deviation ledger: where the paper, the authors' code and `--profile paper` differ; with a run's `params`, its value of each switch (`this_run`)."
-    led = pd.DataFrame(yaml.safe_load((Path(ich_nb.__file__).parent / 'paper' / 'deviations.yaml').read_text()))
-    def value(key):
-        if not isinstance(key, str): return None
-        v = params
-        for k in key.split('.'): v = v.get(k) if isinstance(v, dict) else None
-        return v
-    return led if params is None else led.assign(this_run=[value(k) for k in led.switch])
-
-LEDGER_HEADINGS = {'ich_nb': 'what ich_nb does (paper profile)', 'switch': 'switch', 'paper_profile': "paper profile's value",
-                   'this_run': "this run's value"}    # the report's column headings
-
-GRADCAM_KEY = ("<p>Each panel: a test slice in the brain window (CNNwdw's first channel) under Grad-CAM of the subtype's output, "
-               "blue where it is lowest on the slice and red where highest, and the bleed's mask outlined in green where the data have masks "
-               "(the phantom). A call is a probability at or above the subtype's balanced threshold (thresholds.json).</p>")
-
-# %% ../nbs/13_report.ipynb #pr000002
 def _flat(d:dict, prefix:str='') -> dict:
     "Nested parameters as {'a.b': value}."
     out = {}
@@ -330,6 +312,19 @@ def _flat(d:dict, prefix:str='') -> dict:
         else: out[f'{prefix}{k}'] = v
     return out
 
+def ledger(params:dict|None=None) -> pd.DataFrame:
+    "The deviation ledger: where the paper, the authors' code and `--profile paper` differ; with a run's `params`, its value of each switch (`this_run`)."
+    led = pd.DataFrame(yaml.safe_load((Path(ich_nb.__file__).parent / 'paper' / 'deviations.yaml').read_text()))
+    return led if params is None else led.assign(this_run=led.switch.map(_flat(params).get))
+
+LEDGER_HEADINGS = {'ich_nb': 'what ich_nb does (paper profile)', 'paper_profile': "paper profile's value",
+                   'this_run': "this run's value"}    # the report's column headings
+
+GRADCAM_KEY = ("<p>Each panel: a test slice in the brain window (CNNwdw's first channel) under Grad-CAM of the subtype's output, "
+               "blue where it is lowest on the slice and red where highest, and the bleed's mask outlined in green where the data have masks "
+               "(the phantom). A call is a probability at or above the subtype's balanced threshold (thresholds.json).</p>")
+
+# %% ../nbs/13_report.ipynb #pr000002
 def _git_commit() -> str|None:
     "The commit of the package's checkout (None when installed from a wheel or git is missing)."
     try:
