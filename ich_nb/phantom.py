@@ -278,13 +278,10 @@ SITES = {  # how each simulated site scans: ranges are drawn per study
     'A': dict(manufacturers=('Phantom Medical A1', 'Phantom Medical A2', 'Phantom Medical A3'), thick=5.0, thin=0.625, thin_spacing=2.5,
               bone_series=0.0, noise=(6.3, 10.5), blur_mm=(0.3, 0.9), offset=(-7, 10), beam=(0, 6), streaks=(5, 30), tilt=(0.4, 5, 20),
               fov=(200, 260), compress=0.0, no_thickness_tag=0.3,
-              representation={'u12': 0.6, 's16': 0.25, 's16pad': 0.12, 'wrapped': 0.03},
-              subtypes={'epidural': 0.02, 'intraparenchymal': 0.245, 'intraventricular': 0.245, 'subarachnoid': 0.245, 'subdural': 0.245},
-              extra_bleeds=0.55),   # RSNA's mix, as the paper gives it (below make_study)
+              representation={'u12': 0.6, 's16': 0.25, 's16pad': 0.12, 'wrapped': 0.03}),
     'B': dict(manufacturers=('Phantom Medical B',), thick=5.0, thin=0.625, thin_spacing=1.25, bone_series=0.5, noise=(6.3, 9.8),
               blur_mm=(0.5, 0.85), offset=(1, 8), beam=(2, 6), streaks=(10, 30), tilt=(0.8, 5, 25), fov=(200, 240),
-              compress=0.5, no_thickness_tag=0.0, representation={'s16pad': 0.8, 'u12': 0.2},
-              subtypes=SUBTYPE_WEIGHTS, extra_bleeds=0.3)}   # CQ500's mix, fitted to its readers (below make_study)
+              compress=0.5, no_thickness_tag=0.0, representation={'s16pad': 0.8, 'u12': 0.2})}
 
 def make_scanner(rng, site:str) -> dict:
     "One study's acquisition at `site`: noise, blur, calibration, beam hardening, streaks, gantry tilt, field of view, pixel storage."
@@ -413,11 +410,11 @@ def make_study(seed:int, site:str, index:int, patient:int, prevalence:float=0.4,
     "Everything random about study `index` of `site`: head, bleeds, scanner, pose, ids (`thin`: add a thin series; `thin_only`: thin alone)."
     head = make_head(np.random.default_rng([seed, ord(site), patient, 0]))
     rng = np.random.default_rng([seed, ord(site), index, 1])
-    w = subtype_weights or SITES[site]['subtypes']
+    w = subtype_weights or SUBTYPE_WEIGHTS
     bleeds = []
     rng.random()                                                           # (kept: the scanner and pose draws stay as they were)
     if has_bleeds(seed, site, index, prevalence):
-        kinds = rng.choice(list(w), size=1 + rng.binomial(2, SITES[site]['extra_bleeds']), p=np.array(list(w.values())) / sum(w.values()))
+        kinds = rng.choice(list(w), size=1 + rng.binomial(2, 0.3), p=np.array(list(w.values())) / sum(w.values()))
         bleeds = [make_bleed(rng, k) for k in kinds]
     scanner, pose = make_scanner(rng, site), make_pose(rng)
     ids = np.random.default_rng([seed, ord(site), index, 2])
@@ -578,7 +575,7 @@ def make_phantom(root, n_studies:int=40, layout:str='rsna', site:str='A', seed:i
     if thin_share and layout != 'rsna': raise ValueError("thin_share is for the RSNA layout (one series a study); the CQ500 layout's thin series come with series='all'")
     root = Path(root); root.mkdir(parents=True, exist_ok=True)
     settings = dict(n_studies=n_studies, layout=layout, site=site, seed=seed, matrix=matrix, prevalence=prevalence,
-                    subtype_weights=subtype_weights or SITES[site]['subtypes'], reader_error=reader_error, repeat_rate=repeat_rate,
+                    subtype_weights=subtype_weights or SUBTYPE_WEIGHTS, reader_error=reader_error, repeat_rate=repeat_rate,
                     **({'series': series} if series != 'all' else {}),    # phantoms made before `series` or `thin_share`
                     **({'thin_share': thin_share} if thin_share else {}))  # existed still match
     made = root / 'phantom.json'      # the settings, and whether the phantom was finished
