@@ -167,8 +167,6 @@ def anatomy(h:dict, x, y, z) -> dict:
     tissue[band[sulcus]] = T['csf']
     vein = sulcus & (np.abs(g) < 0.7 * h['sulcus_width']) & (dd[band] < h['csf'] + 6)   # cortical veins at the sulci's mouths
     tissue[band[vein & (_on_sphere(h['vessels'], x[band], y[band], z[band]) > 0.9)]] = T['venous']
-    sylvian = brain & (np.abs(x) > 16) & (np.abs(y + 6 - 0.5 * (z + 10) + 0.25 * (np.abs(x) - 16)) < 0.6 + 0.5 * h['csf']) & (z > -16) & (z < 12)
-    tissue[sylvian & ((np.abs(x) > 30) | (z < -8))] = T['csf']                      # Sylvian fissures, from the suprasellar cistern out
     fissure = cavity & (np.abs(x) < 1.3) & (z > -10) & (dd < 50) & (y < 60)          # interhemispheric fissure, falx
     tissue[fissure] = T['csf']
     tissue[fissure & (np.abs(x) < 0.5)] = T['falx']
