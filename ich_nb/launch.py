@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .train import fit_resumable, read_checkpoint    # first: it imports fastai without fastai's torch.jit warning
-from fastai.distributed import num_distrib, rank_distrib
+from fastai.distributed import num_distrib, rank_distrib, teardown_distrib
 from fastai.learner import Learner
 from fastai.torch_core import set_seed
 
@@ -66,6 +66,7 @@ def rank_main(argv=None):
         probs, emb, rows = score_cnn(run, pipeline, part=rank_distrib(), parts=max(num_distrib(), 1))
         np.savez(Path(out[0]) / f'rank{rank_distrib()}.npz', probs=probs, embeddings=emb, rows=rows)
     else: raise SystemExit(f"rank_main: unknown step {step!r} (train or score)")
+    teardown_distrib()
 
 # %% ../nbs/18_launch.ipynb #ln000013
 def _failed_rank(output:str, log_dir:Path) -> str:
