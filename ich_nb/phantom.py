@@ -21,16 +21,17 @@ from .windowing import full_range
 from .workers import worker_pool
 
 # %% auto #0
-__all__ = ['TISSUES', 'T', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask', 'make_scanner',
-           'make_pose', 'render_series', 'has_bleeds', 'make_study', 'series_datasets', 'cranial_cavity', 'brain_stats',
-           'full_range_stats', 'simulate_readers', 'write_study', 'make_phantom', 'read_masks', 'make_datasets']
+__all__ = ['TISSUES', 'T', 'FACE_FRONT', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask',
+           'make_scanner', 'make_pose', 'render_series', 'has_bleeds', 'make_study', 'series_datasets',
+           'cranial_cavity', 'brain_stats', 'full_range_stats', 'simulate_readers', 'write_study', 'make_phantom',
+           'read_masks', 'make_datasets']
 
 # %% ../nbs/03_phantom.ipynb #4357ea89
 TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume (the tables: 03_phantom's 'The skull sets the full range')
     'air': -1000, 'scalp': 38, 'outer_table': 1750, 'diploe': 650, 'inner_table': 1750, 'csf': 6,
     'grey': 37, 'white': 29, 'deep_grey': 34, 'falx': 50, 'calcification': 200, 'skull_base': 1100,
     'petrous': 1700, 'soft_tissue': 40, 'fat': -80, 'globe': 12, 'sinus': -900, 'venous': 46, 'falx_calcification': 180,
-    'muscle': 52, 'cord': 32}
+    'muscle': 52, 'cord': 32, 'teeth': 2500}
 T = {name: i for i, name in enumerate(TISSUES)}
 
 # %% ../nbs/03_phantom.ipynb #8bd5199b
@@ -65,7 +66,7 @@ def make_head(rng) -> dict:
     "Random anatomy of one head: size and shape, layer thicknesses, ventricles, gyri, calcifications, tissue HU."
     s = rng.uniform(0.92, 1.06)
     spread = {'air': 0, 'sinus': 10, 'fat': 5} | {k: 60 for k in ('outer_table', 'diploe', 'inner_table', 'skull_base', 'petrous')}
-    later = ('muscle', 'cord')                                  # the neck's: drawn last, so every seed keeps the head it had before them
+    later = ('muscle', 'cord', 'teeth')                         # the neck's and face's: drawn last, so every seed keeps the head it had before them
     hu = {k: v + rng.normal(0, spread.get(k, 1.5)) for k, v in TISSUES.items() if k not in later}
     hu['calcification'] = rng.uniform(120, 300)
     hu['venous'] = rng.uniform(55, 70) if rng.random() < 0.3 else rng.uniform(40, 50)   # dense sinuses: a classic mimic
@@ -78,14 +79,15 @@ def make_head(rng) -> dict:
                 gyri=_field(rng, 20, (14, 28)), gyri_depth=_field(rng, 8, (30, 60)), texture=_field(rng, 12, (12, 40)),
                 choroid=rng.random() < 0.6, pineal=rng.random() < 0.5, falx_calc=rng.random() < 0.2,
                 falx_calc_at=rng.uniform(-40, 20), hu=hu)
-    hu |= {k: TISSUES[k] + rng.normal(0, 1.5) for k in later}
+    hu |= {k: TISSUES[k] + rng.normal(0, 1.5) for k in ('muscle', 'cord')}
     hu['falx'] = rng.uniform(45, 70)                             # dura as dense as fresh blood, or nearly (drawn last, as the neck)
     head['vessels'] = _field(rng, 16, (10, 20))                  # where the cortical veins run in the sulci
+    hu['teeth'] = TISSUES['teeth'] + rng.normal(0, 150)
     return head
 
 # %% ../nbs/03_phantom.ipynb #2fedfa79
 def _skull_base(x, y, z) -> np.ndarray:
-    "Tissue below z = -12 mm inside the skull: the cranial fossae hold brain (-1 here), the rest is face and skull base."
+    "Tissue below z = -12 mm inside the skull: the cranial fossae hold brain (-1 here), the skull base its bone and air, the rest (-2) is the face's."
     fossa = (_ell(x, y, z, (0, 32, -30), (52, 42, 32)) < 1) | (_ell(x, y, z, (0, -50, -8), (45, 30, 14)) < 1)
     shell = (_ell(x, y, z, (0, 32, -30), (57, 47, 37)) < 1) | (_ell(x, y, z, (0, -50, -8), (50, 35, 19)) < 1)
     for sx in (-1, 1):
@@ -98,29 +100,22 @@ def _skull_base(x, y, z) -> np.ndarray:
         w = sx * (x - sx * 48) * -np.sin(a) + (y - 30) * np.cos(a)
         petrous |= (t > 0) & (t < 36) & (np.abs(w) < 4 + 2 * (t < 12)) & (np.abs(z + 33) < 7)
     clivus = _ell(x, y + 0.8 * (z + 40), z, (0, -9, -38), (8, 7, 18)) < 1                     # slopes up and forward
-    sinus = (_ell(x, y, z, (0, -28, -36), (13, 11, 9)) < 1) | ((np.abs(x) < 9) & (y < -40) & (z < -42))
-    orbit, globe = np.zeros(x.shape, bool), np.zeros(x.shape, bool)
-    for sx in (-1, 1):
-        sinus |= _ell(x, y, z, (sx * 11, -60, -34), (7, 13, 10)) < 1            # ethmoid cells
-        sinus |= _ell(x, y, z, (sx * 27, -55, -58), (13, 16, 14)) < 1           # maxillary sinus
+    sinus = _ell(x, y, z, (0, -28, -36), (13, 11, 9)) < 1                       # sphenoid sinus
+    for sx in (-1, 1):                                                         # mastoid air cells
         sinus |= (_ell(x, y, z, (sx * 50, 34, -42), (8, 9, 9)) < 1) & (np.sin(1.3 * x) * np.sin(1.3 * y) * np.sin(1.3 * z) > -0.2)
-        orbit |= _ell(x, y, z, (sx * 30, -70, -32), (16, 20, 15)) < 1
-        globe |= _ell(x, y, z, (sx * 31, -79, -32), (12, 12, 12)) < 1
-    out = np.full(x.shape, T['soft_tissue'], np.int8)
+    out = np.full(x.shape, -2, np.int8)
     out[shell | clivus] = T['skull_base']
     out[petrous] = T['petrous']
-    out[sinus] = T['sinus']; out[orbit] = T['fat']; out[globe] = T['globe']
+    out[sinus] = T['sinus']
     out[fossa & ~petrous] = -1
     out[shell & ~clivus & (np.hypot(x, y - 22) < 15) & (z < -45)] = -1        # the foramen magnum: the medulla
     return out
 
 def _neck(h:dict, x, y, z, d) -> np.ndarray:
-    "Tissue below the skull (z < -45 mm), `d` mm under the skin: muscles parted by fat, the pharynx, the mandible, C1-C2 and the cord."
+    "Tissue below the skull (z < -45 mm), `d` mm under the skin: muscles parted by fat, the pharynx, C1-C2 and the cord."
     out = np.full(x.shape, T['muscle'], np.int8)
     out[np.abs(_field_at(h['texture'], x, y, z)) < 0.12] = T['fat']            # fat planes between the muscles
     out[d < 8] = T['fat']                                                       # subcutaneous fat under the skin
-    r = np.hypot(x / 40, (y + 20) / 38)
-    out[(r > 0.86) & (r < 1) & (y < 0) & (z < -55)] = T['skull_base']           # the mandible: a U open to the back
     out[np.hypot(x / 9, (y + 16) / 6) < 1] = T['sinus']                         # the pharynx
     bone = z < -60                                                              # C1-C2: below the foramen magnum
     canal = np.hypot(x, y - 27)
@@ -128,6 +123,74 @@ def _neck(h:dict, x, y, z, d) -> np.ndarray:
     out[bone & (canal >= 9) & (canal < 13) & (y > 20)] = T['skull_base']        # the posterior arch
     out[bone & (canal < 9)] = T['csf']
     out[bone & (canal < 5)] = T['cord']
+    return out
+
+FACE_FRONT = dict(z=(-120, -112, -100, -88, -76, -64, -52, -40, -30, -20, -10),   # the face's profile by height: how far forward
+                  y=(-40, -70, -86, -93, -96, -97, -96, -95, -94, -91, -86),       # the skin is (mm, head coordinates), and the
+                  w=(10, 30, 42, 46, 46, 0, 0, 0, 0, 0, 0))                         # jaw's least half-width
+
+def _face_region(x, y, z) -> np.ndarray:
+    "Where the face may be: in front of y = -28 mm, below the forehead (z < -14 mm)."
+    return (y < -28) & (z < -14) & (z > -120)
+
+def _face_depth(h:dict, x, y, z) -> np.ndarray:
+    "Depth (mm) below the skin of head `h`'s face in front of y = -28 mm, the nose's included; negative outside."
+    C = np.where(z > 0, h['Cu'], h['Cd'])
+    w = np.maximum(h['A'] * np.sqrt(np.clip(1 - (28 / h['B'])**2 - (z / C)**2, 0, None)),   # as wide as the head behind it
+                   np.interp(z, FACE_FRONT['z'], FACE_FRONT['w']))
+    front = np.interp(z, FACE_FRONT['z'], FACE_FRONT['y'])
+    D, q = -28 - front, 3.0                                                            # a squarish front: cheeks and jaw
+    u, v = np.abs(x) / w + 1e-6, np.clip(-28 - y, 0, None) / D + 1e-6
+    f = u**q + v**q
+    depth = (1 - f) / (q * np.hypot(u**(q - 1) / w, v**(q - 1) / D))
+    tip = np.interp(z, (-68, -60, -24), (-100, -118, -94))                             # the nose's ridge: nasion to tip to base
+    half = np.interp(z, (-68, -56, -24), (13, 16, 5))
+    along = np.clip((y - tip) / (-88 - tip), 0, 1)                                    # 0 at the ridge, 1 where it meets the face
+    nose = np.minimum(half * np.sqrt(along) - np.abs(x), (y - tip) * 0.9)
+    nose = np.where((z > -68) & (z < -24) & (y < -84), nose, -99.)
+    return np.maximum(depth, nose)
+
+def _face(h:dict, x, y, z, skin) -> np.ndarray:
+    "Tissue of the face (in front of y = -28 mm, below the brain's fossae), `skin` mm under its skin: fat, muscle, the orbits and globes, nose, sinuses, facial bones, teeth."
+    out = np.full(x.shape, T['muscle'], np.int8)
+    out[np.abs(_field_at(h['texture'], x, y, z)) < 0.15] = T['fat']              # fat between the muscles
+    out[skin < 7] = T['fat']                                                    # subcutaneous fat, the cheeks'
+    out[(skin < 2) | (y < np.interp(z, FACE_FRONT['z'], FACE_FRONT['y']))] = T['soft_tissue']   # skin, and the nose's cartilage
+    bone, air, soft = np.zeros(x.shape, bool), np.zeros(x.shape, bool), np.zeros(x.shape, bool)
+    nasal = _ell(x, y, z, (0, -68, -48), (13, 30, 21))                          # the nasal cavity
+    bone |= (nasal < 1.25) & (y > -92); air |= nasal < 1
+    air |= (_ell(x, y, z, (0, -92, -58), (10, 8, 7)) < 1) & (skin > 2)           # the nostrils
+    air |= _ell(x, y, z, (0, -34, -58), (11, 10, 8)) < 1                        # the nasopharynx
+    for sx in (-1, 1):
+        sinus = _ell(x, y, z, (sx * 28, -64, -57), (13, 17, 15))                # the maxillary sinus, in its thin bone
+        bone |= sinus < 1.25; air |= sinus < 1
+        soft |= (_ell(x, y, z, (sx * 10, -66, -59), (4, 24, 4)) < 1) | (_ell(x, y, z, (sx * 10, -66, -46), (3, 20, 3.5)) < 1)   # turbinates
+        air |= (_ell(x, y, z, (sx * 11, -60, -34), (7, 13, 10)) < 1) & (np.sin(1.4 * x) * np.sin(1.4 * y) * np.sin(1.4 * z) > -0.3)   # ethmoid cells
+        bone |= _tube(x, y, z, (sx * 50, -82, -42), (sx * 62, -15, -44), 3.5)     # the zygoma and its arch
+    septum = (np.abs(x) < 1.1) & (nasal < 1)                                    # the septum: bone behind, cartilage in front
+    bone |= (_ell(x, y, z, (0, -62, -71), (27, 32, 2.5)) < 1)                  # the hard palate
+    arch = np.hypot(x / 30, (y + 58) / 38)
+    bone |= (arch > 0.72) & (arch < 1) & (y < -40) & (np.abs(z + 78) < 6)      # the upper alveolus
+    out[bone] = T['skull_base']; out[air] = T['sinus']; out[soft] = T['soft_tissue']
+    out[septum] = np.where(y[septum] > -84, T['skull_base'], T['soft_tissue'])
+    out[(arch > 0.78) & (arch < 0.94) & (y < -40) & (np.abs(z + 80) < 4)] = T['teeth']
+    for sx in (-1, 1):                                                          # the orbit: fat in bony walls, the globe, muscles, the nerve
+        wall, fat = _ell(x, y, z, (sx * 30, -70, -32), (18, 22, 17)) < 1, _ell(x, y, z, (sx * 30, -70, -32), (16, 20, 15)) < 1
+        out[wall & (y > -84) & ~fat] = T['skull_base']
+        out[fat] = T['fat']
+        for a, b, r in [((sx * 41, -78, -32), (sx * 22, -46, -30), 2.3), ((sx * 21, -78, -32), (sx * 13, -46, -30), 2.3),
+                        ((sx * 31, -70, -32), (sx * 15, -46, -29), 2.0)]:
+            out[fat & _tube(x, y, z, a, b, r)] = T['muscle']
+        out[_ell(x, y, z, (sx * 31, -77, -32), (12, 12, 12)) < 1] = T['globe']
+    return out
+
+def _mandible(x, y, z) -> np.ndarray:
+    "Tissue of the lower jaw: its U-shaped body and rami (bone), the lower teeth; -1 elsewhere."
+    out = np.full(x.shape, -1, np.int8)
+    arch = np.hypot(x / 42, (y + 24) / 64)
+    out[(arch > 0.8) & (arch < 1) & (y < -10) & (z > -112) & (z < -84)] = T['skull_base']    # the body, chin in front
+    out[(np.abs(np.abs(x) - 47) < 3.5) & (y > -30) & (y < -6) & (z > -104) & (z < -48)] = T['skull_base']   # the rami
+    out[(arch > 0.82) & (arch < 0.96) & (y < -20) & (z >= -84) & (z < -80)] = T['teeth']
     return out
 
 def anatomy(h:dict, x, y, z) -> dict:
@@ -140,6 +203,8 @@ def anatomy(h:dict, x, y, z) -> dict:
     d = (1 - (x / A)**2 - (y / B)**2 - (z / C)**2) / (2 * np.sqrt((x / A**2)**2 + (y / B**2)**2 + (z / C**2)**2) + 1e-6)
     tissue = np.full(x.shape, T['air'], np.int8)
     tissue[d >= 0] = T['scalp']
+    fr = np.flatnonzero(_face_region(x, y, z))
+    skin = np.maximum(_face_depth(h, x[fr], y[fr], z[fr]), d[fr])
     k = h['skull'] * (1 - 0.5 * np.abs(np.cos(th)) * np.exp(-((z + 5) / 30)**2))   # thin temporal squama
     ds = d - h['scalp']                                                              # depth below the outer table
     tissue[(ds >= 0) & (ds < k)] = T['diploe']
@@ -149,12 +214,20 @@ def anatomy(h:dict, x, y, z) -> dict:
     cavity = dd >= 0
     low = cavity & (z < -12)
     base = _skull_base(x[low], y[low], z[low])
-    cavity[np.flatnonzero(low)[base >= 0]] = False
+    cavity[np.flatnonzero(low)[base != -1]] = False
     tissue[np.flatnonzero(low)[base >= 0]] = base[base >= 0]
+    tissue[np.flatnonzero(low)[base == -2]] = T['soft_tissue']
     occiput = (_ell(x, y, z, (0, 32, -30), (65, 55, 45)) < 1) & (z >= -67)          # the bone around the cerebellum stays
     neck = np.flatnonzero((z < -45) & (d >= 2) & ~cavity & ~occiput &
                           np.isin(tissue, [T[k] for k in ('scalp', 'outer_table', 'diploe', 'inner_table', 'soft_tissue')]))
     tissue[neck] = _neck(h, x[neck], y[neck], z[neck], d[neck])
+    brow = np.isin(tissue[fr], [T[k] for k in ('outer_table', 'diploe', 'inner_table')]) & (z[fr] > -30)    # the forehead's bone stays
+    own = (skin >= 0) & ~cavity[fr] & ~brow & ~np.isin(tissue[fr], [T[k] for k in ('skull_base', 'petrous', 'sinus')])   # not the skull base's
+    face = fr[own]
+    tissue[face] = _face(h, x[face], y[face], z[face], skin[own])
+    jaw = np.flatnonzero((z < -40) & (tissue != T['air']) & ~cavity)
+    m = _mandible(x[jaw], y[jaw], z[jaw])
+    tissue[jaw[m >= 0]] = m[m >= 0]
     tissue[cavity] = T['csf']
     brain = cavity & (dd >= h['csf'])
     tissue[brain] = T['white']
@@ -296,13 +369,14 @@ def make_scanner(rng, site:str) -> dict:
 
 # %% ../nbs/03_phantom.ipynb #21698c65
 def make_pose(rng) -> dict:
-    "Where the head lies: rotation (yaw, pitch, roll, degrees) and the centre's position (mm)."
+    "Where the head lies: rotation (yaw, pitch, roll, degrees), the centre's position (mm), and the height (mm, head coordinates) the scan starts at."
     yaw, pitch, roll = np.deg2rad([rng.normal(0, 4), rng.uniform(-5, 15), rng.normal(0, 2.5)])
     cz, sz, cx, sx, cy, sy = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch), np.cos(roll), np.sin(roll)
     Rz = np.array([[cz, -sz, 0], [sz, cz, 0], [0, 0, 1]])
     Rx = np.array([[1, 0, 0], [0, cx, -sx], [0, sx, cx]])
     Ry = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]])
-    return dict(R=Rz @ Rx @ Ry, t=np.array([rng.normal(0, 5), rng.normal(5, 6), rng.uniform(-30, 30)]))
+    return dict(R=Rz @ Rx @ Ry, t=np.array([rng.normal(0, 5), rng.normal(5, 6), rng.uniform(-30, 30)]),
+                start=rng.uniform(-80, -50))                                                 # from C2 up to the maxillary sinuses
 
 # %% ../nbs/03_phantom.ipynb #82ca042a
 def _streaks(img:np.ndarray, petrous:np.ndarray, inside:np.ndarray, ps:float, amp:float, rng) -> np.ndarray:
@@ -336,7 +410,7 @@ def render_series(head:dict, bleeds:list, scanner:dict, pose:dict, thickness:flo
     R, t = pose['R'], pose['t']
     az, el = [g.ravel() for g in np.meshgrid(np.linspace(0, 2 * np.pi, 24), np.linspace(0, 0.6, 6))]
     cap = np.stack([np.cos(az) * np.sin(el), np.sin(az) * np.sin(el), np.cos(el)], -1) * [head['A'], head['B'], head['Cu']]
-    lo, hi = (t + R @ [0, 20, -78]) @ normal, ((t + cap @ R.T) @ normal).max() - 3     # C2 to vertex
+    lo, hi = (t + R @ [0, 20, pose['start']]) @ normal, ((t + cap @ R.T) @ normal).max() - 3     # the pose's start to the vertex
     n = int(np.ceil((hi - lo) / spacing)) + 1
     z0 = (lo - t[1] * normal[1]) / normal[2]
     centres = np.array([t[0], t[1], z0]) + np.arange(n)[:, None] * [0, 0, spacing / np.cos(g)]
@@ -357,7 +431,7 @@ def render_series(head:dict, bleeds:list, scanner:dict, pose:dict, thickness:flo
             P = (centres[k] + plane + o * thickness * normal).reshape(-1, 3)
             Q = (P - t) @ R                                                          # head coordinates
             val = np.full(len(Q), lut[T['air']], np.float32)
-            near = np.flatnonzero(((Q / reach)**2).sum(1) < 1)
+            near = np.flatnonzero((((Q / reach)**2).sum(1) < 1) | (_face_region(*Q.T) & (Q[:, 1] > -125)))   # the head, and the nose
             x, y, z = Q[near].T
             a = anatomy(head, x, y, z)
             v = lut[a['tissue']]

@@ -26,7 +26,7 @@ def scan():
     b = make_bleed(rng, 'intraparenchymal')
     b['centre'], b['radius'] = np.array([20., -5, 8]), 12.
     sc = make_scanner(rng, 'A') | dict(tilt=0., fov=230., offset=0., beam=0., streaks=0.)   # calibrated: tissue HU as specified
-    pose = dict(R=np.eye(3), t=np.zeros(3))
+    pose = dict(R=np.eye(3), t=np.zeros(3), start=-78.)
     r = render_series(head, [b], sc, pose, 2., 256, rng)        # 2 mm: one sub-slice, no partial volume in z
     u = (np.arange(256) - 127.5) * 230 / 256
     xx, yy = [a.ravel() for a in np.meshgrid(u, u)]
@@ -79,11 +79,33 @@ def test_the_series_starts_at_the_neck(scan):
     r, t = scan
     head = ~np.isin(t[0], [-1, T['air']])
     muscle, fat = interior(t[:1] == T['muscle'], 2)[0], interior(t[:1] == T['fat'], 1)[0]
-    assert muscle.sum() > 0.2 * head.sum() and fat.sum() > 0.03 * head.sum(), (muscle.sum(), fat.sum(), head.sum())
+    assert muscle.sum() > 0.15 * head.sum() and fat.sum() > 0.03 * head.sum(), (muscle.sum(), fat.sum(), head.sum())
     assert 42 <= r['hu'][0][muscle].mean() <= 62 and r['hu'][0][fat].mean() < -30
     below = r['ipp'][:, 2] < -68                                               # below the foramen magnum: no brain, the cord in every slice
     assert below.sum() >= 3 and not np.isin(t[below], [T['grey'], T['white']]).any()
     assert all((tk == T['cord']).any() for tk in t[below])
+
+
+def test_the_face_lies_in_front_of_the_skull_base():
+    "Below the forehead the head reaches forward of the brain: the nose in front, air in the nasal cavity and maxillary sinuses, the globes inside the lids."
+    for seed in range(5):
+        head = make_head(np.random.default_rng(seed))
+        ahead = np.arange(-130., -60, 0.5)                                                  # a line forward from the face
+        nose, cheek = [anatomy(head, np.full_like(ahead, x), ahead, np.full_like(ahead, -55.))['tissue'] for x in (0., 30.)]
+        assert ahead[nose != T['air']].min() < -105 < ahead[cheek != T['air']].min()          # the nose, beyond the cheeks
+        a = plane(head, -55.)['tissue']
+        for sx in (-1, 1):
+            sinus = (a == T['sinus']) & (np.abs(X - sx * 28) < 8) & (np.abs(Y + 64) < 8)        # the maxillary sinus: air
+            assert sinus.sum() > 50
+        assert ((a == T['sinus']) & (np.abs(X) < 8) & (Y < -50) & (Y > -85)).sum() > 50   # the nasal cavity
+        assert ((a == T['skull_base']) & (np.abs(X) < 1) & (Y < -50) & (Y > -84)).any()    # its septum
+        g = plane(head, -32.)['tissue']
+        for sx in (-1, 1):
+            globe = (g == T['globe']) & (np.sign(X) == sx)
+            assert globe.sum() > 100
+            front = Y[(g != T['air']) & (np.abs(X - sx * 31) < 2)].min()
+            assert front < Y[globe].min() - 1.5                                                    # lids over the globe
+        assert ((g == T['muscle']) & (np.abs(Y + 60) < 14) & (np.abs(X) > 12) & (np.abs(X) < 45)).sum() > 20   # the eye muscles
 
 
 def test_tentorium_is_a_v_pointing_back():
