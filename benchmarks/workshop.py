@@ -42,8 +42,8 @@ validation series moved up, each study by its highest slice.
 (ID_fff502d5, a right basal-ganglia haematoma with intraventricular extension; labelled here by
 looking, in scan order from the skull base: slices 15-22 show blood, 0-11 and 24-33 do not, the
 others are left out as uncertain), CQ500-CT-0's thin series (negative by the readers' majority; its
-slices with little brain in its lower half, where `phantom.cranial_cavity` finds under a quarter of
-the head: the face and neck and the skull base, apart) and
+slices with little brain, `phantom.little_brain`: in its lower half, where `phantom.cranial_cavity`
+finds under a quarter of the head: the face and neck and the skull base, apart) and
 pydicom-data's CQ500-CT-310 slice (chronic subdural, positive); beside them, the middle of the head alone
 (`data.head_middle`), the score of a CNN that learnt only where bleeds lie.
 `series` asks whether a finished run's CNNwdw calls thin slices bleeding on the phantom (as it did when it had
@@ -233,7 +233,7 @@ REAL_POSITIVE, REAL_NEGATIVE = list(range(15, 23)), list(range(0, 12)) + list(ra
 def real(run_dir, samples):
     from pydicom.data import get_testdata_file
     from ich_nb.data import head_middle, read_study
-    from ich_nb.phantom import cranial_cavity
+    from ich_nb.phantom import little_brain
     run, samples = Run(run_dir), Path(samples)
     one = Path(tempfile.mkdtemp()) / 'CQ500-CT-310'; one.mkdir()
     shutil.copy(get_testdata_file('693_UNCR.dcm'), one)
@@ -241,8 +241,7 @@ def real(run_dir, samples):
     studies = {key: read_study(folder)[0] for key, folder in folders.items()}          # in scan order
     vols = {key: read_volume(sl.path, np.int16) for key, sl in studies.items()}
     vol = vols['cq0']
-    low = cranial_cavity(vol).sum((1, 2)) < 0.25 * (vol > -500).sum((1, 2))          # little brain: the face and neck, the skull base ...
-    low &= np.arange(len(vol)) < len(vol) // 2                                      # ... not the vertex
+    low = little_brain(vol)                                                         # the face and neck, the skull base
     def line(name, got):
         pos, neg = got['rsna'][REAL_POSITIVE], got['rsna'][REAL_NEGATIVE]
         y, score = np.r_[np.ones(len(pos)), np.zeros(len(neg) + len(got['cq0'])), 1], np.r_[pos, neg, got['cq0'], got['cq310']]

@@ -23,8 +23,8 @@ from .workers import worker_pool
 # %% auto #0
 __all__ = ['TISSUES', 'T', 'FACE_FRONT', 'SUBTYPE_WEIGHTS', 'SITES', 'make_head', 'anatomy', 'make_bleed', 'bleed_mask',
            'make_scanner', 'make_pose', 'render_series', 'has_bleeds', 'make_study', 'series_datasets',
-           'cranial_cavity', 'brain_stats', 'full_range_stats', 'simulate_readers', 'write_study', 'make_phantom',
-           'read_masks', 'make_datasets']
+           'cranial_cavity', 'brain_stats', 'full_range_stats', 'little_brain', 'face_shape', 'simulate_readers',
+           'write_study', 'make_phantom', 'read_masks', 'make_datasets']
 
 # %% ../nbs/03_phantom.ipynb #4357ea89
 TISSUES = {  # name: HU, before per-head variation, the scanner's calibration, noise and partial volume (the tables: 03_phantom's 'The skull sets the full range')
@@ -567,6 +567,24 @@ def full_range_stats(hu:np.ndarray) -> dict:
     grey = np.array([img[m].mean() if m.sum() >= 100 else np.nan for img, m in zip(full_range(v).astype(float), brain)])
     spread = float(np.nanmedian(np.abs(grey - np.nanmedian(grey))))
     return dict(top=top, brain_grey=grey, spread=spread, blood_grey=float(40 * 255 / (np.median(top) + 1024)))
+
+# %% ../nbs/03_phantom.ipynb #fc000002
+def little_brain(hu:np.ndarray) -> np.ndarray:
+    "Which slices of a series (in scan order, from the neck) hold little brain: in its lower half, the skull's inside under a quarter of the head."
+    v = np.nan_to_num(hu, nan=-1000)
+    low = cranial_cavity(v).sum((1, 2)) < 0.25 * (v > -500).sum((1, 2))
+    return low & (np.arange(len(v)) < len(v) // 2)
+
+def face_shape(hu:np.ndarray, spacing:float) -> dict:
+    "The head's length and width (mm, along its own axes; the median over the slices with little brain), and how many such slices."
+    sizes = []
+    for s in np.nan_to_num(hu, nan=-1000)[little_brain(hu)]:
+        lab, n = ndimage.label(ndimage.binary_fill_holes(s > -500))
+        if not n: continue
+        rr, cc = np.nonzero(lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1)              # the largest: not the head holder
+        sizes.append(4 * np.sqrt(np.linalg.eigvalsh(np.cov(np.stack([rr, cc])))[::-1]) * spacing)   # an ellipse's axes from its moments
+    length, width = np.median(sizes, 0) if sizes else (np.nan, np.nan)
+    return dict(length_mm=float(length), width_mm=float(width), slices=len(sizes))
 
 # %% ../nbs/03_phantom.ipynb #d891ba27
 def simulate_readers(rng, truth:dict, bleeds:list, volume_ml:float, reader_error:float) -> dict:

@@ -276,3 +276,16 @@ def test_brain_and_skull_match_the_real_series(samples, site, thickness, spacing
     fr, fr_ref = full_range_stats(r['hu']), full_range_stats(vol)
     assert abs(np.median(fr['top']) - np.median(fr_ref['top'])) <= 120, (np.median(fr['top']), np.median(fr_ref['top']))
     assert fr['spread'] <= 2, fr['spread']                                       # grey levels, slice to slice; the real series: 0.8 and 1.6
+
+
+def test_the_face_is_shaped_as_the_real_one(samples):
+    "On the slices with little brain, a site-B thin series' head is within 15 mm of CQ500-CT-0's length and 25 mm of its width (03_phantom)."
+    from ich_nb.dicom import read_dicom
+    from ich_nb.phantom import face_shape
+    folder = samples / 'cq500_CT-0_series_0.625mm_even_instances'
+    vol, files = read_series(folder)
+    ref = face_shape(vol, float(read_dicom(files.path[0], pixels=False).PixelSpacing[0]))
+    st = make_study(7, 'B', 7, 7, prevalence=0)
+    r = render_series(st['head'], [], st['scanner'], st['pose'], 0.625, 256, np.random.default_rng(7), spacing=1.25)
+    ph = face_shape(r['hu'], r['spacing'])
+    assert ph['slices'] >= 5 and abs(ph['length_mm'] - ref['length_mm']) <= 15 and abs(ph['width_mm'] - ref['width_mm']) <= 25, (ph, ref)
