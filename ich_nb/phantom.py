@@ -579,8 +579,7 @@ def face_shape(hu:np.ndarray, spacing:float) -> dict:
     "The head's length and width (mm, along its own axes; the median over the slices with little brain), and how many such slices."
     sizes = []
     for s in np.nan_to_num(hu, nan=-1000)[little_brain(hu)]:
-        lab, n = ndimage.label(ndimage.binary_fill_holes(s > -500))
-        if not n: continue
+        lab, _ = ndimage.label(ndimage.binary_fill_holes(s > -500))                           # little_brain chose slices with a head
         rr, cc = np.nonzero(lab == np.argmax(np.bincount(lab.ravel())[1:]) + 1)              # the largest: not the head holder
         sizes.append(4 * np.sqrt(np.linalg.eigvalsh(np.cov(np.stack([rr, cc])))[::-1]) * spacing)   # an ellipse's axes from its moments
     length, width = np.median(sizes, 0) if sizes else (np.nan, np.nan)

@@ -1,5 +1,6 @@
 "The phantom measured against its specification (DESIGN.md): HU per tissue, where and what shape each bleed is, readers, prevalence, bytes."
 import filecmp
+import functools
 import numpy as np
 import pandas as pd
 import pytest
@@ -259,33 +260,42 @@ def test_refuses_a_folder_with_other_files(tmp_path):
         make_phantom(tmp_path, n_studies=1, matrix=64, workers=1, progress=False)
 
 
+@functools.cache
+def real_series(folder):
+    "HU and pixel spacing (mm) of a real series of the team's samples (read once for the tests that need it)."
+    from ich_nb.dicom import read_dicom
+    vol, files = read_series(folder)
+    return vol, float(read_dicom(files.path[0], pixels=False).PixelSpacing[0])
+
+
+@functools.cache
+def phantom_series(site, thickness, spacing):
+    "HU and pixel spacing (mm) of study 7 of `site`, bleed-free (rendered once for the tests that need it)."
+    st = make_study(7, site, 7, 7, prevalence=0)
+    r = render_series(st['head'], [], st['scanner'], st['pose'], thickness, 256, np.random.default_rng(7), spacing=spacing)
+    return r['hu'], r['spacing']
+
+
 @pytest.mark.parametrize('site, thickness, spacing, real', [('A', 5., None, 'rsna_series_ID_fff502d5'),
                                                            ('B', 0.625, 1.25, 'cq500_CT-0_series_0.625mm_even_instances')])
 def test_brain_and_skull_match_the_real_series(samples, site, thickness, spacing, real):
     "Each site's brain HU within 6 HU (Wasserstein) of its real counterpart, its noise within 35 %; its slices' maximum (the skull) within 120 HU, the brain's full-range grey level as steady (03_phantom)."
     from scipy.stats import wasserstein_distance
-    from ich_nb.dicom import read_dicom
     from ich_nb.phantom import brain_stats, full_range_stats
-    vol, files = read_series(samples / real)
-    ref = brain_stats(vol, float(read_dicom(files.path[0], pixels=False).PixelSpacing[0]))
-    st = make_study(7, site, 7, 7, prevalence=0)
-    r = render_series(st['head'], [], st['scanner'], st['pose'], thickness, 256, np.random.default_rng(7), spacing=spacing)
-    ph = brain_stats(r['hu'], r['spacing'])
+    vol, ps = real_series(samples / real)
+    ref = brain_stats(vol, ps)
+    hu, ps = phantom_series(site, thickness, spacing)
+    ph = brain_stats(hu, ps)
     assert wasserstein_distance(ph['values'], ref['values']) <= 6, wasserstein_distance(ph['values'], ref['values'])
     assert 0.65 <= ph['noise'] / ref['noise'] <= 1.35, (ph['noise'], ref['noise'])
-    fr, fr_ref = full_range_stats(r['hu']), full_range_stats(vol)
+    fr, fr_ref = full_range_stats(hu), full_range_stats(vol)
     assert abs(np.median(fr['top']) - np.median(fr_ref['top'])) <= 120, (np.median(fr['top']), np.median(fr_ref['top']))
     assert fr['spread'] <= 2, fr['spread']                                       # grey levels, slice to slice; the real series: 0.8 and 1.6
 
 
 def test_the_face_is_shaped_as_the_real_one(samples):
     "On the slices with little brain, a site-B thin series' head is within 15 mm of CQ500-CT-0's length and 25 mm of its width (03_phantom)."
-    from ich_nb.dicom import read_dicom
     from ich_nb.phantom import face_shape
-    folder = samples / 'cq500_CT-0_series_0.625mm_even_instances'
-    vol, files = read_series(folder)
-    ref = face_shape(vol, float(read_dicom(files.path[0], pixels=False).PixelSpacing[0]))
-    st = make_study(7, 'B', 7, 7, prevalence=0)
-    r = render_series(st['head'], [], st['scanner'], st['pose'], 0.625, 256, np.random.default_rng(7), spacing=1.25)
-    ph = face_shape(r['hu'], r['spacing'])
+    ref = face_shape(*real_series(samples / 'cq500_CT-0_series_0.625mm_even_instances'))
+    ph = face_shape(*phantom_series('B', 0.625, 1.25))
     assert ph['slices'] >= 5 and abs(ph['length_mm'] - ref['length_mm']) <= 15 and abs(ph['width_mm'] - ref['width_mm']) <= 25, (ph, ref)
